@@ -1,0 +1,56 @@
+"""Failed-login limiter: counts failures per username and per client address."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+# Defaults leave room for typos while making password guessing slow.
+DEFAULT_LIMITS = {
+    "username": (10, 300),  # 10 failures per username in 5 minutes
+    "address": (50, 300),  # 50 failures per client address in 5 minutes
+}
+
+
+def client_address(request) -> str:
+    """The address the request came from (the peer; proxies set REMOTE_ADDR upstream)."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+@dataclass(frozen=True)
+class LoginLimit:
+    scope: str
+    limit: int
+    window_s: int
+
+    def key(self, value: str) -> str:
+        return f"login-fail:{self.scope}:{value.lower()}"
+
+
+def _limits() -> list[LoginLimit]:
+    configured = getattr(settings, "LOGIN_FAILURE_LIMITS", DEFAULT_LIMITS)
+    return [LoginLimit(scope, *configured[scope]) for scope in ("username", "address")]
+
+
+def _subjects(username: str, address: str) -> list[tuple[LoginLimit, str]]:
+    values = {"username": username or "", "address": address}
+    return [(limit, values[limit.scope]) for limit in _limits()]
+
+
+def login_retry_after(*, username: str, address: str) -> int | None:
+    """Seconds to wait before another attempt is allowed, or None when allowed now."""
+    for limit, value in _subjects(username, address):
+        if (cache.get(limit.key(value)) or 0) >= limit.limit:
+            return limit.window_s
+    return None
+
+
+def login_failure_record(*, username: str, address: str) -> None:
+    """Count one failed attempt against the username and the address."""
+    for limit, value in _subjects(username, address):
+        key = limit.key(value)
+        cache.add(key, 0, timeout=limit.window_s)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=limit.window_s)

@@ -1,0 +1,34 @@
+"""ASGI entry point: the one place where Django, Channels and Socket.IO are composed.
+
+``/socket.io/`` (HTTP long-polling and WebSocket) goes to the Socket.IO engine;
+every other HTTP request goes to Django.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bamchat.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+# Load Django (apps, models, settings) before anything imports a model.
+django_asgi_app = get_asgi_application()
+
+import socketio  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from realtime.server import sio  # noqa: E402
+
+socketio_app = socketio.ASGIApp(sio, socketio_path="socket.io")
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter(
+            [
+                re_path(r"^socket\.io/", socketio_app),
+                re_path(r"", django_asgi_app),
+            ]
+        ),
+        "websocket": URLRouter([re_path(r"^socket\.io/", socketio_app)]),
+    }
+)

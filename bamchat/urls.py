@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from messaging import views as messaging_views
+from realtime import views as realtime_views
+
+router = SimpleRouter()
+router.trailing_slash = "/?"  # every REST path works with and without the slash
+router.register("bams", messaging_views.BamViewSet, basename="bam")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    re_path(r"^auth/", include("accounts.urls")),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/participants/?$",
+        messaging_views.ParticipantListView.as_view(),
+        name="bam-participants",
+    ),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/participants/(?P<user_id>[^/]+)/?$",
+        messaging_views.ParticipantDetailView.as_view(),
+        name="bam-participant",
+    ),
+    re_path(r"^bams/(?P<bam_id>[^/]+)/messages/?$", messaging_views.MessageListView.as_view(), name="bam-messages"),
+    re_path(r"^websocket/", include("realtime.urls")),
+    re_path(r"^health/?$", realtime_views.HealthView.as_view(), name="health"),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,38 @@
+from django.contrib import admin
+
+from messaging.models import Bam, Membership, Message
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    readonly_fields = ["joined_at"]
+
+
+@admin.register(Bam)
+class BamAdmin(admin.ModelAdmin):
+    list_display = ["id", "title", "owner", "last_seq", "created_at", "updated_at"]
+    search_fields = ["title", "owner__username"]
+    list_filter = ["created_at"]
+    autocomplete_fields = ["owner"]
+    readonly_fields = ["last_seq", "created_at", "updated_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "bam", "seq", "sender", "to_user", "type", "short_content", "created_at"]
+    list_filter = ["type", "created_at", ("bam", admin.RelatedOnlyFieldListFilter), ("sender", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["content", "sender__username", "bam__title", "temp_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["bam", "sender", "to_user"]
+    readonly_fields = ["bam", "seq", "sender", "to_user", "temp_id", "created_at"]
+
+    @admin.display(description="content")
+    def short_content(self, obj: Message) -> str:
+        return obj.content if len(obj.content) <= 80 else obj.content[:77] + "..."
+
+    def has_add_permission(self, request) -> bool:
+        # New messages go through the API so they get a sequence number and an event.
+        return False

@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+CONTENT_MAX_CHARS = 4000
+TEMP_ID_MAX_CHARS = 100
+
+
+class Bam(models.Model):
+    """A conversation: a title, an owner and participants who exchange messages."""
+
+    title = models.CharField(max_length=200)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_bams")
+    participants = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="bams"
+    )
+    # Last sequence number handed out; bumped under a row lock by message_create.
+    last_seq = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = "BAM"
+
+    def __str__(self) -> str:
+        return f"{self.title} (#{self.pk})"
+
+
+class Membership(models.Model):
+    """One user's place in one BAM."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MEMBER = "member", "Member"
+
+    bam = models.ForeignKey(Bam, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bam", "user"], name="membership_unique_bam_user")]
+        indexes = [models.Index(fields=["user", "bam"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.bam_id} ({self.role})"
+
+
+class Message(models.Model):
+    """One message in a BAM, numbered by a per-BAM sequence assigned at write time."""
+
+    class Type(models.TextChoices):
+        TEXT = "text", "Text"
+        SYSTEM = "system", "System"
+        IMAGE = "image", "Image"
+        FILE = "file", "File"
+
+    bam = models.ForeignKey(Bam, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_messages")
+    to_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="received_messages",
+    )
+    content = models.TextField(max_length=CONTENT_MAX_CHARS)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.TEXT)
+    temp_id = models.CharField(max_length=TEMP_ID_MAX_CHARS, null=True, blank=True)
+    seq = models.BigIntegerField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["bam", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["bam", "seq"], name="message_unique_bam_seq"),
+            models.UniqueConstraint(
+                fields=["sender", "temp_id"],
+                condition=Q(temp_id__isnull=False),
+                name="message_unique_sender_temp_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} in {self.bam_id} by {self.sender_id}"

@@ -1,0 +1,106 @@
+"""Shapes of BAMs and messages. ``message_payload`` is the one shape of a message,
+for REST responses and the Socket.IO ``new-message`` event alike."""
+
+from rest_framework import serializers
+
+from accounts.serializers import UserSummarySerializer
+from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    """A message as clients see it (the ``new-message`` payload of the contract)."""
+
+    id = serializers.CharField(read_only=True)
+    bamId = serializers.CharField(source="bam_id", read_only=True)  # noqa: N815
+    senderId = serializers.CharField(source="sender_id", read_only=True)  # noqa: N815
+    sender = UserSummarySerializer(read_only=True)
+    toUserId = serializers.CharField(source="to_user_id", read_only=True, allow_null=True)  # noqa: N815
+    text = serializers.CharField(source="content", read_only=True)
+    tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)  # noqa: N815
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "bamId",
+            "seq",
+            "senderId",
+            "sender",
+            "toUserId",
+            "content",
+            "text",
+            "type",
+            "tempId",
+            "createdAt",
+        ]
+        read_only_fields = fields
+
+
+def message_payload(message: Message) -> dict:
+    """The plain-data payload of a message (ids as strings, ISO UTC time)."""
+    return dict(MessageSerializer(message).data)
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    """Body of POST /bams/{id}/messages: ``text`` or ``content`` and the optional fields."""
+
+    text = serializers.CharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
+    content = serializers.CharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
+    type = serializers.ChoiceField(choices=Message.Type.choices, required=False)
+    tempId = serializers.CharField(required=False, allow_null=True, max_length=100)  # noqa: N815
+    toUserId = serializers.CharField(required=False, allow_null=True, max_length=20)  # noqa: N815
+
+    def validate(self, attrs):
+        if "content" not in attrs and "text" not in attrs:
+            raise serializers.ValidationError({"content": ["Give the message as `content` or `text`."]})
+        return attrs
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="user_id", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+    joinedAt = serializers.DateTimeField(source="joined_at", read_only=True)  # noqa: N815
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "joinedAt"]
+
+
+class BamSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(read_only=True)
+    ownerId = serializers.CharField(source="owner_id", read_only=True)  # noqa: N815
+    participants = MembershipSerializer(source="memberships", many=True, read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)  # noqa: N815
+
+    class Meta:
+        model = Bam
+        fields = ["id", "title", "ownerId", "participants", "createdAt", "updatedAt"]
+        read_only_fields = fields
+
+
+class BamCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+    participantIds = serializers.ListField(  # noqa: N815
+        child=serializers.CharField(max_length=20), required=False, max_length=200
+    )
+
+
+class BamUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200)
+
+
+class ParticipantAddSerializer(serializers.Serializer):
+    """Either ``userId`` (one) or ``userIds`` (several)."""
+
+    userId = serializers.CharField(required=False, max_length=20)  # noqa: N815
+    userIds = serializers.ListField(child=serializers.CharField(max_length=20), required=False, max_length=200)  # noqa: N815
+
+    def validate(self, attrs):
+        ids = list(attrs.get("userIds") or [])
+        if attrs.get("userId"):
+            ids.append(attrs["userId"])
+        if not ids:
+            raise serializers.ValidationError({"userId": ["Give `userId` or `userIds`."]})
+        return {"userIds": ids}

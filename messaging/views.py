@@ -1,0 +1,153 @@
+"""REST views for BAMs, participants and messages: thin wrappers around services."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+
+from messaging import selectors, services
+from messaging.pagination import MessageHistoryPagination
+from messaging.permissions import IsActiveUser
+from messaging.serializers import (
+    BamCreateSerializer,
+    BamSerializer,
+    BamUpdateSerializer,
+    MembershipSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    ParticipantAddSerializer,
+)
+
+
+class BamViewSet(viewsets.ViewSet):
+    """BAMs the caller takes part in; outsiders get 404."""
+
+    permission_classes = [IsActiveUser]
+    throttle_scope = "rest_write"
+    serializer_class = BamSerializer
+
+    def get_throttles(self):
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return []
+        return [ScopedRateThrottle()]
+
+    def _read(self, bam) -> dict:
+        bam = selectors.bam_with_participants(bam_id=bam.pk)
+        return BamSerializer(bam).data
+
+    @extend_schema(responses=BamSerializer(many=True))
+    def list(self, request):
+        paginator = PageNumberPagination()
+        queryset = selectors.bam_list_for_user(user=request.user).prefetch_related("memberships__user")
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(BamSerializer(page, many=True).data)
+
+    @extend_schema(request=BamCreateSerializer, responses={201: BamSerializer})
+    def create(self, request):
+        body = BamCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        bam = services.bam_create(
+            owner=request.user,
+            title=body.validated_data["title"],
+            participant_ids=body.validated_data.get("participantIds"),
+        )
+        return Response(self._read(bam), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=BamSerializer)
+    def retrieve(self, request, pk=None):
+        bam = selectors.bam_get_for_participant(bam_id=pk, user=request.user)
+        return Response(self._read(bam))
+
+    @extend_schema(request=BamUpdateSerializer, responses=BamSerializer)
+    def partial_update(self, request, pk=None):
+        body = BamUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        bam = services.bam_rename(bam_id=pk, user=request.user, title=body.validated_data["title"])
+        return Response(self._read(bam))
+
+    @extend_schema(request=BamUpdateSerializer, responses=BamSerializer)
+    def update(self, request, pk=None):
+        return self.partial_update(request, pk)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        services.bam_delete(bam_id=pk, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ParticipantListView(GenericAPIView):
+    """Add participants to a BAM (owner only)."""
+
+    permission_classes = [IsActiveUser]
+    serializer_class = ParticipantAddSerializer
+    throttle_scope = "rest_write"
+
+    @extend_schema(request=ParticipantAddSerializer, responses={201: MembershipSerializer(many=True)})
+    def post(self, request, bam_id):
+        body = ParticipantAddSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.participant_add(bam_id=bam_id, user=request.user, new_user_ids=body.validated_data["userIds"])
+        bam = selectors.bam_with_participants(bam_id=bam_id)
+        return Response(MembershipSerializer(bam.memberships.all(), many=True).data, status=status.HTTP_201_CREATED)
+
+
+class ParticipantDetailView(GenericAPIView):
+    """Remove a participant (owner), or leave a BAM (self)."""
+
+    permission_classes = [IsActiveUser]
+    throttle_scope = "rest_write"
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, bam_id, user_id):
+        services.participant_remove(bam_id=bam_id, user=request.user, removed_user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageListView(GenericAPIView):
+    """History of a BAM (newest first, cursor-paginated) and posting to it."""
+
+    permission_classes = [IsActiveUser]
+    serializer_class = MessageSerializer
+    pagination_class = MessageHistoryPagination
+    throttle_scope = "rest_write"
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+                return [ScopedRateThrottle()]
+        return []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.STR, description="Only messages after this message id, oldest first."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size (max 200)."),
+        ],
+        responses=MessageSerializer(many=True),
+    )
+    def get(self, request, bam_id):
+        bam = selectors.bam_get_for_participant(bam_id=bam_id, user=request.user)
+        after = request.query_params.get("after")
+        if after:
+            queryset = selectors.messages_after(bam=bam, after_message_id=after)
+        else:
+            queryset = selectors.message_list(bam=bam)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
+    def post(self, request, bam_id):
+        body = MessageCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        message = services.message_create(
+            bam_id=bam_id,
+            sender=request.user,
+            content=data["content"] if "content" in data else data["text"],
+            type=data.get("type"),
+            temp_id=data.get("tempId"),
+            to_user_id=data.get("toUserId"),
+        )
+        code = status.HTTP_201_CREATED if message.created else status.HTTP_200_OK
+        return Response(MessageSerializer(message).data, status=code)

@@ -1,0 +1,66 @@
+"""Socket.IO handshake authentication with simplejwt access tokens."""
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+
+class AuthRefused(Exception):
+    """The handshake carries no usable token; ``code`` goes to the client."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SocketIdentity:
+    user_id: int
+    username: str
+    expires_at: float  # POSIX seconds
+
+
+def token_from_handshake(environ: dict, auth) -> str | None:
+    """The token from ``auth.token``, else ``Authorization: Bearer``, else ``?token=``."""
+    if isinstance(auth, dict) and auth.get("token") is not None:
+        token = auth["token"]
+        if not isinstance(token, str):
+            raise AuthRefused("auth_invalid", "auth.token must be a string.")
+        return token.removeprefix("Bearer ").strip() or None
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthRefused("auth_invalid", "Authorization header must be 'Bearer <token>'.")
+        return value.strip()
+    values = parse_qs(environ.get("QUERY_STRING", "")).get("token")
+    if values and values[0].strip():
+        return values[0].strip()
+    return None
+
+
+def identity_from_token(token: str | None) -> SocketIdentity:
+    """Validate an access token and load its active user, or raise AuthRefused."""
+    if not token:
+        raise AuthRefused("auth_required", "Authentication required: pass auth.token.")
+    try:
+        access = AccessToken(token)
+    except ExpiredTokenError as exc:
+        raise AuthRefused("token_expired", "Token expired; log in or refresh and reconnect.") from exc
+    except TokenError as exc:
+        raise AuthRefused("auth_invalid", "Invalid token.") from exc
+    user_id = access.get(api_settings.USER_ID_CLAIM)
+    user = (
+        get_user_model()
+        .objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True)
+        .only("pk", "username")
+        .first()
+    )
+    if user is None:
+        raise AuthRefused("auth_invalid", "Invalid token: no such active user.")
+    return SocketIdentity(user_id=user.pk, username=user.username, expires_at=float(access["exp"]))

@@ -1,0 +1,178 @@
+"""The one path by which domain events leave a process: the channel layer.
+
+Services queue these functions with ``transaction.on_commit``; each puts one
+message on the channel layer, and every server process's ``ChannelLayerManager``
+emits it to its own Socket.IO clients. Messages are plain data (the pub/sub
+manager's ``emit`` format plus a few methods of our own).
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from realtime.selectors import iso
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+# Every process listens on this group; BAM rooms have a group each (see bam_room).
+GLOBAL_GROUP = "realtime"
+LAYER_MESSAGE_TYPE = "realtime.event"
+
+
+def bam_room(bam_id) -> str:
+    """Room (and channel-layer group) of a BAM's joined sockets."""
+    return f"bam-{bam_id}"
+
+
+def user_room(user_id) -> str:
+    """Room holding every socket of one user on a process."""
+    return f"user-{user_id}"
+
+
+def is_bam_room(room) -> bool:
+    """Whether a room name is a BAM room (and so has its own channel-layer group)."""
+    return isinstance(room, str) and room.startswith("bam-")
+
+
+def emit_message(event: str, data, *, room: str, skip_sid=None, host_id: str = "") -> dict:
+    """A layer message asking every process to emit ``event`` to ``room``."""
+    return {
+        "type": LAYER_MESSAGE_TYPE,
+        "method": "emit",
+        "event": event,
+        "data": [data],
+        "binary": False,
+        "namespace": NAMESPACE,
+        "room": room,
+        "skip_sid": skip_sid,
+        "callback": None,
+        "host_id": host_id,
+    }
+
+
+def users_message(event: str, data, *, user_ids, except_room: str | None = None) -> dict:
+    """A layer message asking every process to emit to the sockets of some users."""
+    return {
+        "type": LAYER_MESSAGE_TYPE,
+        "method": "emit_users",
+        "event": event,
+        "data": data,
+        "user_ids": [str(uid) for uid in user_ids],
+        "except_room": except_room,
+        "host_id": "",
+    }
+
+
+class _OutageLog:
+    """Logs a channel-layer outage once when it starts and once when it ends."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.down:
+            self.down = True
+            logger.error("Channel layer unreachable; realtime events are being dropped: %s", exc)
+
+    def recovered(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning("Channel layer reachable again; realtime events flow again.")
+
+
+_publish_outage = _OutageLog()
+
+
+def publish(group: str, message: dict) -> bool:
+    """Put one message on the channel layer from sync code; never raises on outage.
+
+    The write that caused the event is already committed, so an unreachable layer
+    costs the live event, not the data: clients catch up with ``join-bam`` ``since``.
+    """
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, message)
+    except Exception as exc:
+        _publish_outage.failed(exc)
+        return False
+    _publish_outage.recovered()
+    return True
+
+
+def message_created_publish(message) -> None:
+    """Announce a stored message: ``new-message`` to its room, ``notification`` to
+    participants whose sockets are connected but not in the room."""
+    from messaging.selectors import participant_ids
+    from messaging.serializers import message_payload
+
+    payload = message_payload(message)
+    room = bam_room(message.bam_id)
+    publish(room, emit_message("new-message", payload, room=room))
+    recipients = [uid for uid in participant_ids(bam_id=message.bam_id) if uid != message.sender_id]
+    if recipients:
+        preview = message.content if len(message.content) <= 100 else message.content[:97] + "..."
+        notification = {
+            "type": "new-message",
+            "bamId": str(message.bam_id),
+            "messageId": str(message.pk),
+            "senderId": str(message.sender_id),
+            "preview": preview,
+        }
+        publish(GLOBAL_GROUP, users_message("notification", notification, user_ids=recipients, except_room=room))
+
+
+def presence_publish(*, user_id: int, status: str, last_seen, audience: list[int]) -> None:
+    """Announce a presence change to the user's own sockets and their co-participants."""
+    payload = {
+        "userId": str(user_id),
+        "status": status,
+        "lastSeen": iso(last_seen),
+    }
+    publish(GLOBAL_GROUP, users_message("presence-update", payload, user_ids=audience))
+
+
+def room_event_publish(*, bam_id: int, event: str, payload: dict, skip_sid: str | None = None) -> None:
+    """Emit an event to a BAM's room on every process."""
+    room = bam_room(bam_id)
+    publish(room, emit_message(event, payload, room=room, skip_sid=skip_sid))
+
+
+def users_event_publish(*, user_ids, event: str, payload) -> None:
+    """Emit an event to every socket of the given users on every process."""
+    publish(GLOBAL_GROUP, users_message(event, payload, user_ids=user_ids))
+
+
+def broadcast_publish(*, event: str, payload) -> None:
+    """Emit an event to every connected socket on every process."""
+    publish(GLOBAL_GROUP, emit_message(event, payload, room=None))
+
+
+def bam_members_removed(*, bam_id: int, user_ids: list[int]) -> None:
+    """Make the removed users' sockets leave the BAM's room on every process."""
+    publish(
+        GLOBAL_GROUP,
+        {
+            "type": LAYER_MESSAGE_TYPE,
+            "method": "bam_evict",
+            "room": bam_room(bam_id),
+            "user_ids": [str(uid) for uid in user_ids],
+            "host_id": "",
+        },
+    )
+
+
+def users_disconnect(*, user_ids: list[int]) -> None:
+    """Disconnect every socket of the given users on every process."""
+    publish(
+        GLOBAL_GROUP,
+        {"type": LAYER_MESSAGE_TYPE, "method": "disconnect_users", "user_ids": [str(u) for u in user_ids], "host_id": ""},
+    )
+
+
+def sockets_disconnect(*, sids: list[str]) -> None:
+    """Disconnect the given sockets wherever they are."""
+    publish(
+        GLOBAL_GROUP,
+        {"type": LAYER_MESSAGE_TYPE, "method": "disconnect_sids", "sids": list(sids), "host_id": ""},
+    )

@@ -1,0 +1,257 @@
+"""Socket.IO client manager that publishes and listens through the Channels layer.
+
+One setting, ``CHANNEL_LAYERS``, governs all realtime traffic: in-memory for one
+process, channels-redis for many. Each process owns one layer channel. It is in
+the global group (broadcasts, user-addressed events, disconnects) and, while it
+has local sockets in a BAM room, in that BAM's group, so a BAM event reaches only
+processes that have someone to deliver it to.
+"""
+
+import asyncio
+import logging
+
+from socketio.async_pubsub_manager import AsyncPubSubManager
+from channels.layers import get_channel_layer
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from realtime.events import GLOBAL_GROUP, LAYER_MESSAGE_TYPE, NAMESPACE, is_bam_room, user_room
+
+logger = logging.getLogger(__name__)
+
+# Back-off between reconnect attempts to an unreachable layer (seconds).
+LISTEN_RETRY_S = (0.2, 0.5, 1, 2, 3)
+
+
+class ChannelLayerManager(AsyncPubSubManager):
+    """AsyncPubSubManager whose pub/sub backend is the Channels channel layer."""
+
+    name = "channel-layer"
+
+    def __init__(self, *, alias: str = "default", write_only: bool = False):
+        super().__init__(channel=GLOBAL_GROUP, write_only=write_only, logger=logger)
+        self.alias = alias
+        self.channel_name: str | None = None
+        self.layer_down = False
+        self.listener_running = False
+        self.listener_restarts = 0
+        self._groups: set[str] = set()
+        self._group_locks: dict[str, asyncio.Lock] = {}
+        # room -> {sid: [new-message payloads held while that socket replays history]}
+        self._replaying: dict[str, dict[str, list]] = {}
+
+    # -- publishing ---------------------------------------------------------------
+    def _layer(self):
+        return get_channel_layer(self.alias)
+
+    async def _publish(self, data):
+        room = data.get("room")
+        group = room if data.get("method") == "emit" and is_bam_room(room) else GLOBAL_GROUP
+        try:
+            await self._layer().group_send(group, {"type": LAYER_MESSAGE_TYPE, **data})
+        except Exception as exc:
+            self._mark_down(exc)
+
+    # -- listening ------------------------------------------------------------------
+    async def _thread(self):
+        """Run the listener for the life of the process, restarting it if it ever stops."""
+        while True:
+            self.listener_running = True
+            try:
+                await super()._thread()
+            except asyncio.CancelledError:
+                self.listener_running = False
+                raise
+            except Exception:
+                logger.exception("Realtime listener crashed")
+            self.listener_running = False
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                return
+            self.listener_restarts += 1
+            logger.error("Realtime listener stopped; restarting it (restart #%d)", self.listener_restarts)
+            await asyncio.sleep(LISTEN_RETRY_S[0])
+
+    async def _listen(self):
+        layer = self._layer()
+        attempt = 0
+        while True:
+            try:
+                if self.channel_name is None:
+                    self.channel_name = await layer.new_channel(prefix="realtime")
+                    self._groups.clear()
+                if self.layer_down or GLOBAL_GROUP not in self._groups:
+                    await self.resubscribe()
+                message = await layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._mark_down(exc)
+                await asyncio.sleep(LISTEN_RETRY_S[min(attempt, len(LISTEN_RETRY_S) - 1)])
+                attempt += 1
+                continue
+            attempt = 0
+            self._mark_up()
+            if not isinstance(message, dict):
+                continue
+            method = message.get("method")
+            handler = self._local_methods.get(method)
+            if handler is None:
+                yield message
+                continue
+            try:
+                await handler(self, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Bad realtime message %r", method)
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if not self.layer_down:
+            self.layer_down = True
+            logger.error("Channel layer unreachable: %s; realtime paused, retrying", exc)
+
+    def _mark_up(self) -> None:
+        if self.layer_down:
+            self.layer_down = False
+            logger.warning("Channel layer reachable again; realtime resumed")
+
+    async def resubscribe(self) -> None:
+        """(Re)join the global group and every BAM group this process has sockets in."""
+        layer = self._layer()
+        wanted = {GLOBAL_GROUP} | {room for room in self.rooms.get(NAMESPACE, {}) if is_bam_room(room)}
+        for group in wanted:
+            await layer.group_add(group, self.channel_name)
+        self._groups = wanted
+
+    # -- BAM room groups ------------------------------------------------------------
+    async def _sync_group(self, room: str) -> None:
+        """Be in a BAM's group exactly while a local socket is in its room."""
+        if not is_bam_room(room) or self.channel_name is None:
+            return
+        lock = self._group_locks.setdefault(room, asyncio.Lock())
+        async with lock:
+            wanted = room in self.rooms.get(NAMESPACE, {})
+            if wanted == (room in self._groups):
+                if not wanted:
+                    self._group_locks.pop(room, None)
+                return
+            layer = self._layer()
+            try:
+                if wanted:
+                    await layer.group_add(room, self.channel_name)
+                    self._groups.add(room)
+                else:
+                    await layer.group_discard(room, self.channel_name)
+                    self._groups.discard(room)
+                    self._group_locks.pop(room, None)
+            except Exception as exc:
+                self._mark_down(exc)
+
+    async def enter_room(self, sid, namespace, room, eio_sid=None):
+        await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        await self._sync_group(room)
+
+    async def leave_room(self, sid, namespace, room):
+        await super().leave_room(sid, namespace, room)
+        self._replay_drop(sid, room)
+        await self._sync_group(room)
+
+    async def disconnect(self, sid, namespace, **kwargs):
+        rooms = [r for r in self.get_rooms(sid, namespace or NAMESPACE) if is_bam_room(r)]
+        await super().disconnect(sid, namespace, **kwargs)
+        for room in rooms:
+            self._replay_drop(sid, room)
+            await self._sync_group(room)
+
+    # -- local delivery -----------------------------------------------------------------
+    async def _handle_emit(self, message):
+        room = message.get("room")
+        holding = self._replaying.get(room) if message.get("event") == "new-message" else None
+        if holding:
+            skip = message.get("skip_sid")
+            skip = list(skip) if isinstance(skip, list) else ([skip] if skip else [])
+            for sid, held in holding.items():
+                held.append(message["data"][0])
+                skip.append(sid)
+            message = {**message, "skip_sid": skip}
+        await super()._handle_emit(message)
+
+    async def send_local(self, event: str, data, sids) -> None:
+        """Send one event to local sockets, encoding it once."""
+        targets = [self.eio_sid_from_sid(sid, NAMESPACE) for sid in sids]
+        targets = [t for t in targets if t is not None]
+        if not targets:
+            return
+        pkt = self.server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, data])
+        encoded = pkt.encode()
+        encoded = encoded if isinstance(encoded, list) else [encoded]
+        eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
+        await asyncio.gather(
+            *(self.server._send_eio_packet(t, p) for t in targets for p in eio_pkts),
+            return_exceptions=True,
+        )
+
+    def local_user_sids(self, user_ids, except_room: str | None = None) -> list[str]:
+        """Local sockets of the given users, leaving out those in ``except_room``."""
+        rooms = self.rooms.get(NAMESPACE, {})
+        excluded = rooms.get(except_room, {}) if except_room else {}
+        sids = []
+        for uid in user_ids:
+            for sid in rooms.get(user_room(uid), {}):
+                if sid not in excluded:
+                    sids.append(sid)
+        return sids
+
+    async def _emit_users(self, message):
+        sids = self.local_user_sids(message.get("user_ids") or [], message.get("except_room"))
+        await self.send_local(message["event"], message.get("data"), sids)
+
+    async def _bam_evict(self, message):
+        room = message["room"]
+        for sid in self.local_user_sids(message.get("user_ids") or []):
+            if room in self.get_rooms(sid, NAMESPACE):
+                await self.server.leave_room(sid, room)
+                await self.server.evicted(sid, room)
+
+    async def _disconnect_users(self, message):
+        for sid in self.local_user_sids(message.get("user_ids") or []):
+            await self.server.disconnect(sid, ignore_queue=True)
+
+    async def _disconnect_sids(self, message):
+        for sid in message.get("sids") or []:
+            if self.is_connected(sid, NAMESPACE):
+                await self.server.disconnect(sid, ignore_queue=True)
+
+    _local_methods = {
+        "emit_users": _emit_users,
+        "bam_evict": _bam_evict,
+        "disconnect_users": _disconnect_users,
+        "disconnect_sids": _disconnect_sids,
+    }
+
+    # -- history replay on join ------------------------------------------------------------
+    def replay_begin(self, sid: str, room: str) -> None:
+        """Hold live ``new-message`` events for this socket while its history is replayed."""
+        self._replaying.setdefault(room, {})[sid] = []
+
+    async def replay_end(self, sid: str, room: str, last_seq: int) -> int:
+        """Release held events newer than the replayed history, in order; return how many."""
+        held = self._replay_drop(sid, room) or []
+        fresh = sorted((p for p in held if int(p.get("seq", 0)) > last_seq), key=lambda p: int(p["seq"]))
+        for payload in fresh:
+            await self.send_local("new-message", payload, [sid])
+        return len(fresh)
+
+    def replay_cancel(self, sid: str, room: str) -> None:
+        """Stop holding events for this socket (its join failed or finished)."""
+        self._replay_drop(sid, room)
+
+    def _replay_drop(self, sid: str, room: str) -> list | None:
+        holding = self._replaying.get(room)
+        if not holding:
+            return None
+        held = holding.pop(sid, None)
+        if not holding:
+            self._replaying.pop(room, None)
+        return held

@@ -1,0 +1,58 @@
+"""Typing state: per (BAM, user), expiring by itself when not renewed."""
+
+import asyncio
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from realtime.events import bam_room
+
+
+@dataclass
+class _Typing:
+    sid: str
+    username: str
+    timer: asyncio.TimerHandle
+
+
+class TypingTracker:
+    """Emits ``typing-status`` once per state change; renewals only push the expiry back."""
+
+    def __init__(self, server) -> None:
+        self._server = server
+        self._state: dict[tuple[int, int], _Typing] = {}
+
+    async def start(self, *, bam_id: int, user_id: int, username: str, sid: str) -> None:
+        key = (bam_id, user_id)
+        ttl = settings.REALTIME["TYPING_TTL_S"]
+        loop = asyncio.get_running_loop()
+        current = self._state.get(key)
+        timer = loop.call_later(ttl, self._expire, key)
+        self._state[key] = _Typing(sid=sid, username=username, timer=timer)
+        if current is not None:
+            current.timer.cancel()
+            return
+        await self._announce(key, username, sid, True)
+
+    async def stop(self, *, bam_id: int, user_id: int) -> None:
+        key = (bam_id, user_id)
+        current = self._state.pop(key, None)
+        if current is None:
+            return
+        current.timer.cancel()
+        await self._announce(key, current.username, current.sid, False)
+
+    async def stop_all(self, *, user_id: int, bam_ids) -> None:
+        """Stop typing in these BAMs (the user's socket left them or went away)."""
+        for bam_id in bam_ids:
+            await self.stop(bam_id=bam_id, user_id=user_id)
+
+    def _expire(self, key) -> None:
+        current = self._state.pop(key, None)
+        if current is not None:
+            asyncio.ensure_future(self._announce(key, current.username, current.sid, False))
+
+    async def _announce(self, key, username: str, sid: str, is_typing: bool) -> None:
+        bam_id, user_id = key
+        payload = {"bamId": str(bam_id), "userId": str(user_id), "username": username, "isTyping": is_typing}
+        await self._server.emit("typing-status", payload, room=bam_room(bam_id), skip_sid=sid)
