@@ -1,5 +1,5 @@
-from rest_framework import generics, permissions, status
-from rest_framework.exceptions import Throttled
+from rest_framework import generics, permissions
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.serializers import MeSerializer, RegisterSerializer
@@ -25,10 +25,11 @@ class LoginView(TokenObtainPairView):
         wait = login_retry_after(username=username, address=address)
         if wait is not None:
             raise Throttled(wait=wait, detail="Too many failed logins; try again later.")
-        response = super().post(request, *args, **kwargs)
-        if response.status_code == status.HTTP_401_UNAUTHORIZED:
+        try:
+            return super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
             login_failure_record(username=username, address=address)
-        return response
+            raise
 
 
 class RefreshView(TokenRefreshView):

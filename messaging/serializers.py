@@ -42,11 +42,22 @@ def message_payload(message: Message) -> dict:
     return dict(MessageSerializer(message).data)
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only JSON strings: a number is invalid, not coerced."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
 class MessageCreateSerializer(serializers.Serializer):
     """Body of POST /bams/{id}/messages: ``text`` or ``content`` and the optional fields."""
 
-    text = serializers.CharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
-    content = serializers.CharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
+    text = StrictCharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
+    content = StrictCharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
     type = serializers.ChoiceField(choices=Message.Type.choices, required=False)
     tempId = serializers.CharField(required=False, allow_null=True, max_length=100)  # noqa: N815
     toUserId = serializers.CharField(required=False, allow_null=True, max_length=20)  # noqa: N815

@@ -11,6 +11,7 @@ import time
 
 from channels.db import database_sync_to_async
 from django.utils import timezone
+from socketio.exceptions import ConnectionRefusedError as Refused
 
 from bamchat.errors import DomainError, Invalid, NotFound, invalid
 from messaging import selectors as messaging_selectors
@@ -114,10 +115,10 @@ def register(sio) -> None:
             token = token_from_handshake(environ, auth)
             identity = await database_sync_to_async(identity_from_token)(token)
         except AuthRefused as exc:
-            raise ConnectionRefusedError(exc.message, {"code": exc.code}) from None
+            raise Refused(exc.message, {"code": exc.code}) from None
         remaining = identity.expires_at - time.time()
         if remaining <= 0:
-            raise ConnectionRefusedError("Token expired.", {"code": "token_expired"})
+            raise Refused("Token expired.", {"code": "token_expired"})
         await sio.process.ensure_started()
         transport = sio.transport(sid)
         state = sio.sockets[sid] = _new_state(identity, transport)
@@ -133,7 +134,7 @@ def register(sio) -> None:
         except Exception:
             sio.sockets.pop(sid, None)
             logger.exception("Could not record connection")
-            raise ConnectionRefusedError("Server error; retry.", {"code": "internal"}) from None
+            raise Refused("Server error; retry.", {"code": "internal"}) from None
         loop = asyncio.get_running_loop()
         state.expiry_timer = loop.call_later(remaining, lambda: asyncio.ensure_future(_expire(sid)))
 

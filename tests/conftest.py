@@ -1,0 +1,53 @@
+import pytest
+import pytest_asyncio
+from rest_framework.test import APIClient
+
+from tests.live import Api, Deployment, Peer
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    """One database shared by the live servers of the single-process suite."""
+    deployment = Deployment()
+    yield deployment
+    deployment.close()
+
+
+@pytest.fixture(scope="session")
+def server(deployment):
+    """A real daphne process on a loopback port, embedded default (in-memory layer)."""
+    return deployment.start_server("daphne")
+
+
+@pytest_asyncio.fixture
+async def api(server):
+    client = Api(server.url)
+    yield client
+    await client.close()
+
+
+@pytest_asyncio.fixture
+async def peers(server):
+    """Factory of connected Socket.IO clients; all are closed after the test."""
+    made: list[Peer] = []
+
+    async def connect(account=None, *, token=None, transports=None, url=None) -> Peer:
+        peer = Peer(url or server.url, token if account is None else account.access, transports)
+        made.append(peer)
+        return await peer.connect()
+
+    yield connect
+    for peer in made:
+        await peer.close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """In-process tests hash passwords cheaply; live servers keep the real hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def rest():
+    """DRF test client against the in-process app (unit tests of the REST layer)."""
+    return APIClient()
