@@ -1,5 +1,4 @@
-from django.contrib.auth import get_user_model
-from django.contrib.auth import password_validation
+from django.contrib.auth import get_user_model, password_validation
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -20,7 +19,9 @@ class UserSummarySerializer(serializers.ModelSerializer):
 
 class RegisterSerializer(serializers.ModelSerializer):
     id = serializers.CharField(read_only=True)
-    password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=128)
+    password = serializers.CharField(
+        write_only=True, trim_whitespace=False, max_length=128
+    )
     email = serializers.EmailField(required=False, allow_blank=True)
 
     class Meta:
@@ -28,7 +29,9 @@ class RegisterSerializer(serializers.ModelSerializer):
         fields = ["id", "username", "email", "password", "first_name", "last_name"]
 
     def validate(self, attrs):
-        candidate = User(username=attrs.get("username", ""), email=attrs.get("email", ""))
+        candidate = User(
+            username=attrs.get("username", ""), email=attrs.get("email", "")
+        )
         try:
             password_validation.validate_password(attrs["password"], candidate)
         except Exception as exc:  # django.core.exceptions.ValidationError
@@ -42,7 +45,7 @@ class RegisterSerializer(serializers.ModelSerializer):
 class PresenceSerializer(serializers.Serializer):
     status = serializers.CharField()
     online = serializers.BooleanField()
-    lastSeen = serializers.DateTimeField(allow_null=True)  # noqa: N815 - contract field name
+    lastSeen = serializers.DateTimeField(allow_null=True)
 
 
 class MeSerializer(serializers.ModelSerializer):
@@ -51,7 +54,16 @@ class MeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "first_name", "last_name", "is_staff", "date_joined", "presence"]
+        fields = [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "is_staff",
+            "date_joined",
+            "presence",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(PresenceSerializer)

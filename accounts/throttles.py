@@ -1,9 +1,12 @@
 """Failed-login limiter: counts failures per username and per client address."""
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 # Defaults leave room for typos while making password guessing slow.
 DEFAULT_LIMITS = {
@@ -39,9 +42,12 @@ def _subjects(username: str, address: str) -> list[tuple[LoginLimit, str]]:
 
 def login_retry_after(*, username: str, address: str) -> int | None:
     """Seconds to wait before another attempt is allowed, or None when allowed now."""
-    for limit, value in _subjects(username, address):
-        if (cache.get(limit.key(value)) or 0) >= limit.limit:
-            return limit.window_s
+    try:
+        for limit, value in _subjects(username, address):
+            if (cache.get(limit.key(value)) or 0) >= limit.limit:
+                return limit.window_s
+    except Exception as exc:  # the shared cache is down: do not lock everyone out
+        logger.warning("Login limiter cache unreachable (%s); attempt allowed", exc)
     return None
 
 
@@ -49,8 +55,12 @@ def login_failure_record(*, username: str, address: str) -> None:
     """Count one failed attempt against the username and the address."""
     for limit, value in _subjects(username, address):
         key = limit.key(value)
-        cache.add(key, 0, timeout=limit.window_s)
         try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=limit.window_s)
+            cache.add(key, 0, timeout=limit.window_s)
+            try:
+                cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, timeout=limit.window_s)
+        except Exception as exc:
+            logger.warning("Login limiter cache unreachable (%s); failure not counted", exc)
+            return

@@ -5,6 +5,8 @@ from accounts import views
 urlpatterns = [
     re_path(r"^register/?$", views.RegisterView.as_view(), name="auth-register"),
     re_path(r"^token/?$", views.LoginView.as_view(), name="auth-token"),
-    re_path(r"^token/refresh/?$", views.RefreshView.as_view(), name="auth-token-refresh"),
+    re_path(
+        r"^token/refresh/?$", views.RefreshView.as_view(), name="auth-token-refresh"
+    ),
     re_path(r"^me/?$", views.MeView.as_view(), name="auth-me"),
 ]

@@ -20,11 +20,17 @@ class LoginView(TokenObtainPairView):
     authentication_classes = []
 
     def post(self, request, *args, **kwargs):
-        username = str(request.data.get("username", ""))[:150] if hasattr(request.data, "get") else ""
+        username = (
+            str(request.data.get("username", ""))[:150]
+            if hasattr(request.data, "get")
+            else ""
+        )
         address = client_address(request)
         wait = login_retry_after(username=username, address=address)
         if wait is not None:
-            raise Throttled(wait=wait, detail="Too many failed logins; try again later.")
+            raise Throttled(
+                wait=wait, detail="Too many failed logins; try again later."
+            )
         try:
             return super().post(request, *args, **kwargs)
         except AuthenticationFailed:

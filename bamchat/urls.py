@@ -23,10 +23,16 @@ urlpatterns = [
         messaging_views.ParticipantDetailView.as_view(),
         name="bam-participant",
     ),
-    re_path(r"^bams/(?P<bam_id>[^/]+)/messages/?$", messaging_views.MessageListView.as_view(), name="bam-messages"),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/messages/?$",
+        messaging_views.MessageListView.as_view(),
+        name="bam-messages",
+    ),
     re_path(r"^websocket/", include("realtime.urls")),
     re_path(r"^health/?$", realtime_views.HealthView.as_view(), name="health"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(
+        r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"
+    ),
     path("", include(router.urls)),
 ]

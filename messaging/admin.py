@@ -22,8 +22,22 @@ class BamAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "bam", "seq", "sender", "to_user", "type", "short_content", "created_at"]
-    list_filter = ["type", "created_at", ("bam", admin.RelatedOnlyFieldListFilter), ("sender", admin.RelatedOnlyFieldListFilter)]
+    list_display = [
+        "id",
+        "bam",
+        "seq",
+        "sender",
+        "to_user",
+        "type",
+        "short_content",
+        "created_at",
+    ]
+    list_filter = [
+        "type",
+        "created_at",
+        ("bam", admin.RelatedOnlyFieldListFilter),
+        ("sender", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["content", "sender__username", "bam__title", "temp_id"]
     date_hierarchy = "created_at"
     list_select_related = ["bam", "sender", "to_user"]

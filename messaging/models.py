@@ -10,7 +10,9 @@ class Bam(models.Model):
     """A conversation: a title, an owner and participants who exchange messages."""
 
     title = models.CharField(max_length=200)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_bams")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_bams"
+    )
     participants = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="bams"
     )
@@ -35,12 +37,18 @@ class Membership(models.Model):
         MEMBER = "member", "Member"
 
     bam = models.ForeignKey(Bam, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["bam", "user"], name="membership_unique_bam_user")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bam", "user"], name="membership_unique_bam_user"
+            )
+        ]
         indexes = [models.Index(fields=["user", "bam"])]
 
     def __str__(self) -> str:
@@ -57,7 +65,9 @@ class Message(models.Model):
         FILE = "file", "File"
 
     bam = models.ForeignKey(Bam, on_delete=models.CASCADE, related_name="messages")
-    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_messages")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_messages"
+    )
     to_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -74,7 +84,9 @@ class Message(models.Model):
     class Meta:
         ordering = ["bam", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["bam", "seq"], name="message_unique_bam_seq"),
+            models.UniqueConstraint(
+                fields=["bam", "seq"], name="message_unique_bam_seq"
+            ),
             models.UniqueConstraint(
                 fields=["sender", "temp_id"],
                 condition=Q(temp_id__isnull=False),

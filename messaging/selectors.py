@@ -23,13 +23,21 @@ def parse_id(raw, *, what: str = "id") -> int:
 
 def bam_list_for_user(*, user) -> QuerySet[Bam]:
     """BAMs the user takes part in, most recently active first."""
-    return Bam.objects.filter(memberships__user=user).select_related("owner").order_by("-updated_at", "-id")
+    return (
+        Bam.objects.filter(memberships__user=user)
+        .select_related("owner")
+        .order_by("-updated_at", "-id")
+    )
 
 
 def bam_get_for_participant(*, bam_id, user) -> Bam:
     """The BAM if the user takes part in it; NotFound otherwise (existence is not disclosed)."""
     pk = parse_id(bam_id, what="BAM")
-    bam = Bam.objects.filter(pk=pk, memberships__user=user).select_related("owner").first()
+    bam = (
+        Bam.objects.filter(pk=pk, memberships__user=user)
+        .select_related("owner")
+        .first()
+    )
     if bam is None:
         raise NotFound("No such BAM.")
     return bam
@@ -40,15 +48,28 @@ def is_participant(*, bam_id: int, user_id: int) -> bool:
     return Membership.objects.filter(bam_id=bam_id, user_id=user_id).exists()
 
 
+def bam_last_seq_for(*, bam_id: int, user_id: int) -> int | None:
+    """The BAM's last message sequence number if the user takes part in it, else None."""
+    return (
+        Bam.objects.filter(pk=bam_id, memberships__user_id=user_id)
+        .values_list("last_seq", flat=True)
+        .first()
+    )
+
+
 def participant_ids(*, bam_id: int) -> list[int]:
     """Ids of every participant of the BAM."""
-    return list(Membership.objects.filter(bam_id=bam_id).values_list("user_id", flat=True))
+    return list(
+        Membership.objects.filter(bam_id=bam_id).values_list("user_id", flat=True)
+    )
 
 
 def co_participant_ids(*, user_id: int) -> list[int]:
     """Ids of every user who shares at least one BAM with the user (the user included)."""
     bam_ids = Membership.objects.filter(user_id=user_id).values("bam_id")
-    ids = set(Membership.objects.filter(bam_id__in=bam_ids).values_list("user_id", flat=True))
+    ids = set(
+        Membership.objects.filter(bam_id__in=bam_ids).values_list("user_id", flat=True)
+    )
     ids.add(user_id)
     return sorted(ids)
 
@@ -61,7 +82,9 @@ def message_list(*, bam: Bam) -> QuerySet[Message]:
 def messages_after(*, bam: Bam, after_message_id) -> QuerySet[Message]:
     """Messages of the BAM written after the given message, oldest first."""
     pk = parse_id(after_message_id, what="message")
-    anchor = Message.objects.filter(pk=pk, bam=bam).values_list("seq", flat=True).first()
+    anchor = (
+        Message.objects.filter(pk=pk, bam=bam).values_list("seq", flat=True).first()
+    )
     if anchor is None:
         raise NotFound("No such message in this BAM.")
     return message_list(bam=bam).filter(seq__gt=anchor).order_by("seq")

@@ -11,13 +11,15 @@ class MessageSerializer(serializers.ModelSerializer):
     """A message as clients see it (the ``new-message`` payload of the contract)."""
 
     id = serializers.CharField(read_only=True)
-    bamId = serializers.CharField(source="bam_id", read_only=True)  # noqa: N815
-    senderId = serializers.CharField(source="sender_id", read_only=True)  # noqa: N815
+    bamId = serializers.CharField(source="bam_id", read_only=True)
+    senderId = serializers.CharField(source="sender_id", read_only=True)
     sender = UserSummarySerializer(read_only=True)
-    toUserId = serializers.CharField(source="to_user_id", read_only=True, allow_null=True)  # noqa: N815
+    toUserId = serializers.CharField(
+        source="to_user_id", read_only=True, allow_null=True
+    )
     text = serializers.CharField(source="content", read_only=True)
-    tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)  # noqa: N815
-    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
+    tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
     class Meta:
         model = Message
@@ -56,22 +58,34 @@ class StrictCharField(serializers.CharField):
 class MessageCreateSerializer(serializers.Serializer):
     """Body of POST /bams/{id}/messages: ``text`` or ``content`` and the optional fields."""
 
-    text = StrictCharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
-    content = StrictCharField(required=False, max_length=CONTENT_MAX_CHARS, allow_blank=True, trim_whitespace=False)
+    text = StrictCharField(
+        required=False,
+        max_length=CONTENT_MAX_CHARS,
+        allow_blank=True,
+        trim_whitespace=False,
+    )
+    content = StrictCharField(
+        required=False,
+        max_length=CONTENT_MAX_CHARS,
+        allow_blank=True,
+        trim_whitespace=False,
+    )
     type = serializers.ChoiceField(choices=Message.Type.choices, required=False)
-    tempId = serializers.CharField(required=False, allow_null=True, max_length=100)  # noqa: N815
-    toUserId = serializers.CharField(required=False, allow_null=True, max_length=20)  # noqa: N815
+    tempId = serializers.CharField(required=False, allow_null=True, max_length=100)
+    toUserId = serializers.CharField(required=False, allow_null=True, max_length=20)
 
     def validate(self, attrs):
         if "content" not in attrs and "text" not in attrs:
-            raise serializers.ValidationError({"content": ["Give the message as `content` or `text`."]})
+            raise serializers.ValidationError(
+                {"content": ["Give the message as `content` or `text`."]}
+            )
         return attrs
 
 
 class MembershipSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="user_id", read_only=True)
     username = serializers.CharField(source="user.username", read_only=True)
-    joinedAt = serializers.DateTimeField(source="joined_at", read_only=True)  # noqa: N815
+    joinedAt = serializers.DateTimeField(source="joined_at", read_only=True)
 
     class Meta:
         model = Membership
@@ -80,10 +94,10 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class BamSerializer(serializers.ModelSerializer):
     id = serializers.CharField(read_only=True)
-    ownerId = serializers.CharField(source="owner_id", read_only=True)  # noqa: N815
+    ownerId = serializers.CharField(source="owner_id", read_only=True)
     participants = MembershipSerializer(source="memberships", many=True, read_only=True)
-    createdAt = serializers.DateTimeField(source="created_at", read_only=True)  # noqa: N815
-    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)  # noqa: N815
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
 
     class Meta:
         model = Bam
@@ -93,7 +107,7 @@ class BamSerializer(serializers.ModelSerializer):
 
 class BamCreateSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
-    participantIds = serializers.ListField(  # noqa: N815
+    participantIds = serializers.ListField(
         child=serializers.CharField(max_length=20), required=False, max_length=200
     )
 
@@ -105,13 +119,17 @@ class BamUpdateSerializer(serializers.Serializer):
 class ParticipantAddSerializer(serializers.Serializer):
     """Either ``userId`` (one) or ``userIds`` (several)."""
 
-    userId = serializers.CharField(required=False, max_length=20)  # noqa: N815
-    userIds = serializers.ListField(child=serializers.CharField(max_length=20), required=False, max_length=200)  # noqa: N815
+    userId = serializers.CharField(required=False, max_length=20)
+    userIds = serializers.ListField(
+        child=serializers.CharField(max_length=20), required=False, max_length=200
+    )
 
     def validate(self, attrs):
         ids = list(attrs.get("userIds") or [])
         if attrs.get("userId"):
             ids.append(attrs["userId"])
         if not ids:
-            raise serializers.ValidationError({"userId": ["Give `userId` or `userIds`."]})
+            raise serializers.ValidationError(
+                {"userId": ["Give `userId` or `userIds`."]}
+            )
         return {"userIds": ids}

@@ -10,7 +10,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
-from messaging.models import CONTENT_MAX_CHARS, TEMP_ID_MAX_CHARS, Bam, Membership, Message
+from messaging.models import (
+    CONTENT_MAX_CHARS,
+    TEMP_ID_MAX_CHARS,
+    Bam,
+    Membership,
+    Message,
+)
 from messaging.selectors import bam_get_for_participant, parse_id
 
 User = get_user_model()
@@ -25,7 +31,9 @@ def clean_title(title) -> str:
         raise invalid("title", "A title is required.")
     title = title.strip()
     if len(title) > TITLE_MAX_CHARS:
-        raise invalid("title", f"Ensure this field has no more than {TITLE_MAX_CHARS} characters.")
+        raise invalid(
+            "title", f"Ensure this field has no more than {TITLE_MAX_CHARS} characters."
+        )
     return title
 
 
@@ -39,7 +47,10 @@ def clean_content(content) -> str:
     if not content:
         raise invalid("content", "Content may not be blank.")
     if len(content) > CONTENT_MAX_CHARS:
-        raise invalid("content", f"Ensure this field has no more than {CONTENT_MAX_CHARS} characters.")
+        raise invalid(
+            "content",
+            f"Ensure this field has no more than {CONTENT_MAX_CHARS} characters.",
+        )
     return content
 
 
@@ -60,7 +71,9 @@ def clean_temp_id(value) -> str | None:
         raise invalid("tempId", "tempId must be a string.")
     value = str(value)
     if len(value) > TEMP_ID_MAX_CHARS:
-        raise invalid("tempId", f"Ensure tempId has no more than {TEMP_ID_MAX_CHARS} characters.")
+        raise invalid(
+            "tempId", f"Ensure tempId has no more than {TEMP_ID_MAX_CHARS} characters."
+        )
     return value
 
 
@@ -77,7 +90,9 @@ def _user_ids(raw_ids, *, field: str) -> list[int]:
             ids.append(parse_id(raw, what="user"))
         except NotFound as exc:
             raise invalid(field, f"{raw!r} is not a valid user id.") from exc
-    found = set(User.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True))
+    found = set(
+        User.objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True)
+    )
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise invalid(field, f"Unknown users: {', '.join(missing)}.")
@@ -92,7 +107,11 @@ def bam_create(*, owner, title, participant_ids=None) -> Bam:
     bam = Bam.objects.create(title=title, owner=owner)
     Membership.objects.create(bam=bam, user=owner, role=Membership.Role.OWNER)
     Membership.objects.bulk_create(
-        [Membership(bam=bam, user_id=uid, role=Membership.Role.MEMBER) for uid in ids if uid != owner.pk]
+        [
+            Membership(bam=bam, user_id=uid, role=Membership.Role.MEMBER)
+            for uid in ids
+            if uid != owner.pk
+        ]
     )
     return bam
 
@@ -134,7 +153,9 @@ def participant_add(*, bam_id, user, new_user_ids) -> list[Membership]:
     ids = _user_ids(new_user_ids, field="userIds")
     if not ids:
         raise invalid("userIds", "Give at least one user id.")
-    existing = set(bam.memberships.filter(user_id__in=ids).values_list("user_id", flat=True))
+    existing = set(
+        bam.memberships.filter(user_id__in=ids).values_list("user_id", flat=True)
+    )
     created = Membership.objects.bulk_create(
         [Membership(bam=bam, user_id=uid) for uid in ids if uid not in existing]
     )
@@ -160,7 +181,9 @@ def participant_remove(*, bam_id, user, removed_user_id) -> None:
     deleted, _ = Membership.objects.filter(bam=bam, user_id=target_id).delete()
     if not deleted:
         raise NotFound("No such participant.")
-    transaction.on_commit(lambda: bam_members_removed(bam_id=bam.pk, user_ids=[target_id]))
+    transaction.on_commit(
+        lambda: bam_members_removed(bam_id=bam.pk, user_ids=[target_id])
+    )
 
 
 def message_create(
@@ -200,13 +223,19 @@ def message_create(
 
 
 def _message_by_temp_id(*, sender, temp_id: str) -> Message | None:
-    message = Message.objects.filter(sender=sender, temp_id=temp_id).select_related("sender").first()
+    message = (
+        Message.objects.filter(sender=sender, temp_id=temp_id)
+        .select_related("sender")
+        .first()
+    )
     if message is not None:
         message.created = False
     return message
 
 
-def _message_insert(*, bam_pk, sender, content, msg_type, temp_id, to_user_id) -> Message:
+def _message_insert(
+    *, bam_pk, sender, content, msg_type, temp_id, to_user_id
+) -> Message:
     # Lock the BAM row: it serialises sequence numbers per BAM (PostgreSQL row lock;
     # SQLite runs IMMEDIATE transactions, which serialise all writers).
     bam = (
@@ -226,7 +255,9 @@ def _message_insert(*, bam_pk, sender, content, msg_type, temp_id, to_user_id) -
             recipient_pk = parse_id(to_user_id, what="user")
         except NotFound as exc:
             raise invalid("toUserId", "toUserId is not a valid user id.") from exc
-        to_user = User.objects.filter(pk=recipient_pk, memberships__bam_id=bam.pk).first()
+        to_user = User.objects.filter(
+            pk=recipient_pk, memberships__bam_id=bam.pk
+        ).first()
         if to_user is None:
             raise invalid("toUserId", "toUserId must be a participant of this BAM.")
     seq = bam.last_seq + 1

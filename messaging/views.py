@@ -6,7 +6,6 @@ from rest_framework import status, viewsets
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from messaging import selectors, services
 from messaging.pagination import MessageHistoryPagination
@@ -29,11 +28,6 @@ class BamViewSet(viewsets.ViewSet):
     throttle_scope = "rest_write"
     serializer_class = BamSerializer
 
-    def get_throttles(self):
-        if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return []
-        return [ScopedRateThrottle()]
-
     def _read(self, bam) -> dict:
         bam = selectors.bam_with_participants(bam_id=bam.pk)
         return BamSerializer(bam).data
@@ -41,7 +35,9 @@ class BamViewSet(viewsets.ViewSet):
     @extend_schema(responses=BamSerializer(many=True))
     def list(self, request):
         paginator = PageNumberPagination()
-        queryset = selectors.bam_list_for_user(user=request.user).prefetch_related("memberships__user")
+        queryset = selectors.bam_list_for_user(user=request.user).prefetch_related(
+            "memberships__user"
+        )
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(BamSerializer(page, many=True).data)
 
@@ -65,7 +61,9 @@ class BamViewSet(viewsets.ViewSet):
     def partial_update(self, request, pk=None):
         body = BamUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        bam = services.bam_rename(bam_id=pk, user=request.user, title=body.validated_data["title"])
+        bam = services.bam_rename(
+            bam_id=pk, user=request.user, title=body.validated_data["title"]
+        )
         return Response(self._read(bam))
 
     @extend_schema(request=BamUpdateSerializer, responses=BamSerializer)
@@ -85,13 +83,23 @@ class ParticipantListView(GenericAPIView):
     serializer_class = ParticipantAddSerializer
     throttle_scope = "rest_write"
 
-    @extend_schema(request=ParticipantAddSerializer, responses={201: MembershipSerializer(many=True)})
+    @extend_schema(
+        request=ParticipantAddSerializer,
+        responses={201: MembershipSerializer(many=True)},
+    )
     def post(self, request, bam_id):
         body = ParticipantAddSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.participant_add(bam_id=bam_id, user=request.user, new_user_ids=body.validated_data["userIds"])
+        services.participant_add(
+            bam_id=bam_id,
+            user=request.user,
+            new_user_ids=body.validated_data["userIds"],
+        )
         bam = selectors.bam_with_participants(bam_id=bam_id)
-        return Response(MembershipSerializer(bam.memberships.all(), many=True).data, status=status.HTTP_201_CREATED)
+        return Response(
+            MembershipSerializer(bam.memberships.all(), many=True).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class ParticipantDetailView(GenericAPIView):
@@ -102,7 +110,9 @@ class ParticipantDetailView(GenericAPIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, bam_id, user_id):
-        services.participant_remove(bam_id=bam_id, user=request.user, removed_user_id=user_id)
+        services.participant_remove(
+            bam_id=bam_id, user=request.user, removed_user_id=user_id
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -114,15 +124,16 @@ class MessageListView(GenericAPIView):
     pagination_class = MessageHistoryPagination
     throttle_scope = "rest_write"
 
-    def get_throttles(self):
-        if self.request.method == "POST":
-                return [ScopedRateThrottle()]
-        return []
-
     @extend_schema(
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.STR, description="Only messages after this message id, oldest first."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size (max 200)."),
+            OpenApiParameter(
+                "after",
+                OpenApiTypes.STR,
+                description="Only messages after this message id, oldest first.",
+            ),
+            OpenApiParameter(
+                "limit", OpenApiTypes.INT, description="Page size (max 200)."
+            ),
         ],
         responses=MessageSerializer(many=True),
     )
@@ -136,7 +147,10 @@ class MessageListView(GenericAPIView):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 
-    @extend_schema(request=MessageCreateSerializer, responses={201: MessageSerializer, 200: MessageSerializer})
+    @extend_schema(
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer, 200: MessageSerializer},
+    )
     def post(self, request, bam_id):
         body = MessageCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -36,7 +36,9 @@ def token_from_handshake(environ: dict, auth) -> str | None:
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise AuthRefused("auth_invalid", "Authorization header must be 'Bearer <token>'.")
+            raise AuthRefused(
+                "auth_invalid", "Authorization header must be 'Bearer <token>'."
+            )
         return value.strip()
     values = parse_qs(environ.get("QUERY_STRING", "")).get("token")
     if values and values[0].strip():
@@ -51,7 +53,9 @@ def identity_from_token(token: str | None) -> SocketIdentity:
     try:
         access = AccessToken(token)
     except ExpiredTokenError as exc:
-        raise AuthRefused("token_expired", "Token expired; log in or refresh and reconnect.") from exc
+        raise AuthRefused(
+            "token_expired", "Token expired; log in or refresh and reconnect."
+        ) from exc
     except TokenError as exc:
         raise AuthRefused("auth_invalid", "Invalid token.") from exc
     user_id = access.get(api_settings.USER_ID_CLAIM)
@@ -63,4 +67,6 @@ def identity_from_token(token: str | None) -> SocketIdentity:
     )
     if user is None:
         raise AuthRefused("auth_invalid", "Invalid token: no such active user.")
-    return SocketIdentity(user_id=user.pk, username=user.username, expires_at=float(access["exp"]))
+    return SocketIdentity(
+        user_id=user.pk, username=user.username, expires_at=float(access["exp"])
+    )

@@ -36,7 +36,9 @@ def is_bam_room(room) -> bool:
     return isinstance(room, str) and room.startswith("bam-")
 
 
-def emit_message(event: str, data, *, room: str, skip_sid=None, host_id: str = "") -> dict:
+def emit_message(
+    event: str, data, *, room: str, skip_sid=None, host_id: str = ""
+) -> dict:
     """A layer message asking every process to emit ``event`` to ``room``."""
     return {
         "type": LAYER_MESSAGE_TYPE,
@@ -52,7 +54,9 @@ def emit_message(event: str, data, *, room: str, skip_sid=None, host_id: str = "
     }
 
 
-def users_message(event: str, data, *, user_ids, except_room: str | None = None) -> dict:
+def users_message(
+    event: str, data, *, user_ids, except_room: str | None = None
+) -> dict:
     """A layer message asking every process to emit to the sockets of some users."""
     return {
         "type": LAYER_MESSAGE_TYPE,
@@ -74,7 +78,9 @@ class _OutageLog:
     def failed(self, exc: BaseException) -> None:
         if not self.down:
             self.down = True
-            logger.error("Channel layer unreachable; realtime events are being dropped: %s", exc)
+            logger.error(
+                "Channel layer unreachable; realtime events are being dropped: %s", exc
+            )
 
     def recovered(self) -> None:
         if self.down:
@@ -109,9 +115,17 @@ def message_created_publish(message) -> None:
     payload = message_payload(message)
     room = bam_room(message.bam_id)
     publish(room, emit_message("new-message", payload, room=room))
-    recipients = [uid for uid in participant_ids(bam_id=message.bam_id) if uid != message.sender_id]
+    recipients = [
+        uid
+        for uid in participant_ids(bam_id=message.bam_id)
+        if uid != message.sender_id
+    ]
     if recipients:
-        preview = message.content if len(message.content) <= 100 else message.content[:97] + "..."
+        preview = (
+            message.content
+            if len(message.content) <= 100
+            else message.content[:97] + "..."
+        )
         notification = {
             "type": "new-message",
             "bamId": str(message.bam_id),
@@ -119,10 +133,17 @@ def message_created_publish(message) -> None:
             "senderId": str(message.sender_id),
             "preview": preview,
         }
-        publish(GLOBAL_GROUP, users_message("notification", notification, user_ids=recipients, except_room=room))
+        publish(
+            GLOBAL_GROUP,
+            users_message(
+                "notification", notification, user_ids=recipients, except_room=room
+            ),
+        )
 
 
-def presence_publish(*, user_id: int, status: str, last_seen, audience: list[int]) -> None:
+def presence_publish(
+    *, user_id: int, status: str, last_seen, audience: list[int]
+) -> None:
     """Announce a presence change to the user's own sockets and their co-participants."""
     payload = {
         "userId": str(user_id),
@@ -132,20 +153,22 @@ def presence_publish(*, user_id: int, status: str, last_seen, audience: list[int
     publish(GLOBAL_GROUP, users_message("presence-update", payload, user_ids=audience))
 
 
-def room_event_publish(*, bam_id: int, event: str, payload: dict, skip_sid: str | None = None) -> None:
+def room_event_publish(
+    *, bam_id: int, event: str, payload: dict, skip_sid: str | None = None
+) -> None:
     """Emit an event to a BAM's room on every process."""
     room = bam_room(bam_id)
     publish(room, emit_message(event, payload, room=room, skip_sid=skip_sid))
 
 
-def users_event_publish(*, user_ids, event: str, payload) -> None:
+def users_event_publish(*, user_ids, event: str, payload) -> bool:
     """Emit an event to every socket of the given users on every process."""
-    publish(GLOBAL_GROUP, users_message(event, payload, user_ids=user_ids))
+    return publish(GLOBAL_GROUP, users_message(event, payload, user_ids=user_ids))
 
 
-def broadcast_publish(*, event: str, payload) -> None:
+def broadcast_publish(*, event: str, payload) -> bool:
     """Emit an event to every connected socket on every process."""
-    publish(GLOBAL_GROUP, emit_message(event, payload, room=None))
+    return publish(GLOBAL_GROUP, emit_message(event, payload, room=None))
 
 
 def bam_members_removed(*, bam_id: int, user_ids: list[int]) -> None:
@@ -166,7 +189,12 @@ def users_disconnect(*, user_ids: list[int]) -> None:
     """Disconnect every socket of the given users on every process."""
     publish(
         GLOBAL_GROUP,
-        {"type": LAYER_MESSAGE_TYPE, "method": "disconnect_users", "user_ids": [str(u) for u in user_ids], "host_id": ""},
+        {
+            "type": LAYER_MESSAGE_TYPE,
+            "method": "disconnect_users",
+            "user_ids": [str(u) for u in user_ids],
+            "host_id": "",
+        },
     )
 
 
@@ -174,5 +202,10 @@ def sockets_disconnect(*, sids: list[str]) -> None:
     """Disconnect the given sockets wherever they are."""
     publish(
         GLOBAL_GROUP,
-        {"type": LAYER_MESSAGE_TYPE, "method": "disconnect_sids", "sids": list(sids), "host_id": ""},
+        {
+            "type": LAYER_MESSAGE_TYPE,
+            "method": "disconnect_sids",
+            "sids": list(sids),
+            "host_id": "",
+        },
     )

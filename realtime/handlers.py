@@ -67,10 +67,14 @@ def register(sio) -> None:
                 payload = args[0] if args else None
                 try:
                     if limit:
-                        wait = await sio.limiter.retry_after(user_id=state.user_id, action=limit)
+                        wait = await sio.limiter.retry_after(
+                            user_id=state.user_id, action=limit
+                        )
                         if wait is not None:
                             return error_ack(
-                                "rate_limited", "Too many requests; slow down.", retryAfter=round(wait, 3)
+                                "rate_limited",
+                                "Too many requests; slow down.",
+                                retryAfter=round(wait, 3),
                             )
                     _note_transport(sid, state)
                     result = await fn(sid, state, payload)
@@ -96,7 +100,9 @@ def register(sio) -> None:
         if current != state.transport:
             state.transport = current
             asyncio.ensure_future(
-                database_sync_to_async(services.connection_set_transport)(sid=sid, transport=current)
+                database_sync_to_async(services.connection_set_transport)(
+                    sid=sid, transport=current
+                )
             )
 
     async def _ensure_participant(state, bam_id: int) -> None:
@@ -136,19 +142,26 @@ def register(sio) -> None:
             logger.exception("Could not record connection")
             raise Refused("Server error; retry.", {"code": "internal"}) from None
         loop = asyncio.get_running_loop()
-        state.expiry_timer = loop.call_later(remaining, lambda: asyncio.ensure_future(_expire(sid)))
+        state.expiry_timer = loop.call_later(
+            remaining, lambda: asyncio.ensure_future(_expire(sid))
+        )
 
     def _new_state(identity, transport):
         from realtime.server import SocketState
 
         return SocketState(
-            user_id=identity.user_id, username=identity.username, expires_at=identity.expires_at, transport=transport
+            user_id=identity.user_id,
+            username=identity.username,
+            expires_at=identity.expires_at,
+            transport=transport,
         )
 
     async def _expire(sid: str) -> None:
         if sid in sio.sockets:
             await sio.emit(
-                "token-expired", {"code": "token_expired", "message": "Token expired; reconnect."}, to=sid
+                "token-expired",
+                {"code": "token_expired", "message": "Token expired; reconnect."},
+                to=sid,
             )
             await sio.disconnect(sid)
 
@@ -159,18 +172,29 @@ def register(sio) -> None:
             return
         if state.expiry_timer is not None:
             state.expiry_timer.cancel()
-        bam_ids = [int(r[4:]) for r in sio.rooms(sid) if isinstance(r, str) and r.startswith("bam-")]
+        bam_ids = [
+            int(r[4:])
+            for r in sio.rooms(sid)
+            if isinstance(r, str) and r.startswith("bam-")
+        ]
         await sio.typing.stop_all(user_id=state.user_id, bam_ids=bam_ids)
         at = _now_iso()
         for bam_id in bam_ids:
             await sio.leave_room(sid, bam_room(bam_id))
             await sio.emit(
                 "user-left-bam",
-                {"bamId": str(bam_id), "userId": str(state.user_id), "username": state.username, "at": at},
+                {
+                    "bamId": str(bam_id),
+                    "userId": str(state.user_id),
+                    "username": state.username,
+                    "at": at,
+                },
                 room=bam_room(bam_id),
             )
         try:
-            await database_sync_to_async(services.connection_close)(sid=sid, user_id=state.user_id)
+            await database_sync_to_async(services.connection_close)(
+                sid=sid, user_id=state.user_id
+            )
         except Exception:
             logger.exception("Could not forget connection %s; the reaper will", sid)
 
@@ -179,15 +203,26 @@ def register(sio) -> None:
     async def join_bam(sid, state, payload):
         bam_id = _bam_id_of(payload)
         since = payload.get("since") if isinstance(payload, dict) else None
-        if since is not None and (isinstance(since, bool) or not isinstance(since, str | int)):
+        if since is not None and (
+            isinstance(since, bool) or not isinstance(since, str | int)
+        ):
             raise invalid("since", "since must be a message id.")
-        state.bams.discard(bam_id)  # re-check: joining is when access is decided
-        await _ensure_participant(state, bam_id)
+        # Joining is when access is decided: always ask the database.
+        last_seq = await database_sync_to_async(messaging_selectors.bam_last_seq_for)(
+            bam_id=bam_id, user_id=state.user_id
+        )
+        if last_seq is None:
+            state.bams.discard(bam_id)
+            raise NotFound("No such BAM.")
+        state.bams.add(bam_id)
         room = bam_room(bam_id)
+        sio.manager.room_seq_init(room, last_seq)
         missed = 0
         if since is None:
             await sio.enter_room(sid, room)
-            newly = await database_sync_to_async(services.room_join)(sid=sid, user_id=state.user_id, bam_id=bam_id)
+            newly = await database_sync_to_async(services.room_join)(
+                sid=sid, user_id=state.user_id, bam_id=bam_id
+            )
         else:
             anchor = await database_sync_to_async(_anchor_seq)(bam_id, since)
             # Hold live messages for this socket until its history has been sent,
@@ -202,17 +237,26 @@ def register(sio) -> None:
                 for item in history:
                     await sio.manager.send_local("new-message", item, [sid])
                 last_seq = history[-1]["seq"] if history else anchor
-                missed = len(history) + await sio.manager.replay_end(sid, room, last_seq)
+                missed = len(history) + await sio.manager.replay_end(
+                    sid, room, last_seq
+                )
             finally:
                 sio.manager.replay_cancel(sid, room)
         if newly:
             await sio.emit(
                 "user-joined-bam",
-                {"bamId": str(bam_id), "userId": str(state.user_id), "username": state.username, "at": _now_iso()},
+                {
+                    "bamId": str(bam_id),
+                    "userId": str(state.user_id),
+                    "username": state.username,
+                    "at": _now_iso(),
+                },
                 room=room,
                 skip_sid=sid,
             )
-        online = await database_sync_to_async(selectors.online_user_ids_in_bam)(bam_id=bam_id)
+        online = await database_sync_to_async(selectors.online_user_ids_in_bam)(
+            bam_id=bam_id
+        )
         return {"bamId": str(bam_id), "onlineUsers": online, "missed": missed}
 
     @client_event("leave-bam", limit="join-bam")
@@ -227,7 +271,12 @@ def register(sio) -> None:
         await database_sync_to_async(services.room_leave)(sid=sid, bam_id=bam_id)
         await sio.emit(
             "user-left-bam",
-            {"bamId": str(bam_id), "userId": str(state.user_id), "username": state.username, "at": _now_iso()},
+            {
+                "bamId": str(bam_id),
+                "userId": str(state.user_id),
+                "username": state.username,
+                "at": _now_iso(),
+            },
             room=room,
         )
         return {"bamId": str(bam_id)}
@@ -235,7 +284,9 @@ def register(sio) -> None:
     @client_event("send-message", limit="send-message")
     async def send_message(sid, state, payload):
         if not isinstance(payload, dict):
-            raise Invalid("Expected an object {bamId, content, type?, tempId?, toUserId?}.")
+            raise Invalid(
+                "Expected an object {bamId, content, type?, tempId?, toUserId?}."
+            )
         bam_id = _bam_id_of(payload, allow_bare=False)
         content = payload.get("content", payload.get("text"))
         message = await database_sync_to_async(_create_message)(
@@ -253,7 +304,9 @@ def register(sio) -> None:
     async def typing_start(sid, state, payload):
         bam_id = _bam_id_of(payload)
         await _ensure_participant(state, bam_id)
-        await sio.typing.start(bam_id=bam_id, user_id=state.user_id, username=state.username, sid=sid)
+        await sio.typing.start(
+            bam_id=bam_id, user_id=state.user_id, username=state.username, sid=sid
+        )
 
     @client_event("typing-stop", limit="typing")
     async def typing_stop(sid, state, payload):
@@ -263,7 +316,9 @@ def register(sio) -> None:
 
     @client_event("status-change", limit="status-change")
     async def status_change(sid, state, payload):
-        presence = await database_sync_to_async(services.presence_set_status)(user_id=state.user_id, status=payload)
+        presence = await database_sync_to_async(services.presence_set_status)(
+            user_id=state.user_id, status=payload
+        )
         return {"status": presence.status}
 
     @sio.on("*")
@@ -284,7 +339,12 @@ def _create_message(*, bam_id, user_id, content, type, temp_id, to_user_id) -> d
 
     sender = get_user_model().objects.only("pk", "username").get(pk=user_id)
     message = messaging_services.message_create(
-        bam_id=bam_id, sender=sender, content=content, type=type, temp_id=temp_id, to_user_id=to_user_id
+        bam_id=bam_id,
+        sender=sender,
+        content=content,
+        type=type,
+        temp_id=temp_id,
+        to_user_id=to_user_id,
     )
     return message_payload(message)
 
@@ -296,7 +356,11 @@ def _anchor_seq(bam_id: int, since) -> int:
         pk = messaging_selectors.parse_id(since, what="message")
     except NotFound:
         raise invalid("since", "since must be a message id.") from None
-    seq = Message.objects.filter(pk=pk, bam_id=bam_id).values_list("seq", flat=True).first()
+    seq = (
+        Message.objects.filter(pk=pk, bam_id=bam_id)
+        .values_list("seq", flat=True)
+        .first()
+    )
     if seq is None:
         raise NotFound("since: no such message in this BAM.")
     return seq
@@ -305,7 +369,11 @@ def _anchor_seq(bam_id: int, since) -> int:
 def _history_after(bam_id: int, anchor_seq: int) -> list[dict]:
     from messaging.models import Message
 
-    items = Message.objects.filter(bam_id=bam_id, seq__gt=anchor_seq).select_related("sender").order_by("seq")
+    items = (
+        Message.objects.filter(bam_id=bam_id, seq__gt=anchor_seq)
+        .select_related("sender")
+        .order_by("seq")
+    )
     return [message_payload(m) for m in items[:REPLAY_LIMIT]]
 
 

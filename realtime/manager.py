@@ -10,12 +10,18 @@ processes that have someone to deliver it to.
 import asyncio
 import logging
 
-from socketio.async_pubsub_manager import AsyncPubSubManager
 from channels.layers import get_channel_layer
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
-from realtime.events import GLOBAL_GROUP, LAYER_MESSAGE_TYPE, NAMESPACE, is_bam_room, user_room
+from realtime.events import (
+    GLOBAL_GROUP,
+    LAYER_MESSAGE_TYPE,
+    NAMESPACE,
+    is_bam_room,
+    user_room,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,8 @@ class ChannelLayerManager(AsyncPubSubManager):
         self._group_locks: dict[str, asyncio.Lock] = {}
         # room -> {sid: [new-message payloads held while that socket replays history]}
         self._replaying: dict[str, dict[str, list]] = {}
+        # room -> sequence number of the last message delivered to it here
+        self._room_seq: dict[str, int] = {}
 
     # -- publishing ---------------------------------------------------------------
     def _layer(self):
@@ -46,7 +54,9 @@ class ChannelLayerManager(AsyncPubSubManager):
 
     async def _publish(self, data):
         room = data.get("room")
-        group = room if data.get("method") == "emit" and is_bam_room(room) else GLOBAL_GROUP
+        group = (
+            room if data.get("method") == "emit" and is_bam_room(room) else GLOBAL_GROUP
+        )
         try:
             await self._layer().group_send(group, {"type": LAYER_MESSAGE_TYPE, **data})
         except Exception as exc:
@@ -69,7 +79,10 @@ class ChannelLayerManager(AsyncPubSubManager):
             if task is not None and task.cancelling():
                 return
             self.listener_restarts += 1
-            logger.error("Realtime listener stopped; restarting it (restart #%d)", self.listener_restarts)
+            logger.error(
+                "Realtime listener stopped; restarting it (restart #%d)",
+                self.listener_restarts,
+            )
             await asyncio.sleep(LISTEN_RETRY_S[0])
 
     async def _listen(self):
@@ -87,7 +100,9 @@ class ChannelLayerManager(AsyncPubSubManager):
                 raise
             except Exception as exc:
                 self._mark_down(exc)
-                await asyncio.sleep(LISTEN_RETRY_S[min(attempt, len(LISTEN_RETRY_S) - 1)])
+                await asyncio.sleep(
+                    LISTEN_RETRY_S[min(attempt, len(LISTEN_RETRY_S) - 1)]
+                )
                 attempt += 1
                 continue
             attempt = 0
@@ -109,7 +124,9 @@ class ChannelLayerManager(AsyncPubSubManager):
     def _mark_down(self, exc: BaseException) -> None:
         if not self.layer_down:
             self.layer_down = True
-            logger.error("Channel layer unreachable: %s; realtime paused, retrying", exc)
+            logger.error(
+                "Channel layer unreachable: %s; realtime paused, retrying", exc
+            )
 
     def _mark_up(self) -> None:
         if self.layer_down:
@@ -119,7 +136,9 @@ class ChannelLayerManager(AsyncPubSubManager):
     async def resubscribe(self) -> None:
         """(Re)join the global group and every BAM group this process has sockets in."""
         layer = self._layer()
-        wanted = {GLOBAL_GROUP} | {room for room in self.rooms.get(NAMESPACE, {}) if is_bam_room(room)}
+        wanted = {GLOBAL_GROUP} | {
+            room for room in self.rooms.get(NAMESPACE, {}) if is_bam_room(room)
+        }
         for group in wanted:
             await layer.group_add(group, self.channel_name)
         self._groups = wanted
@@ -142,6 +161,7 @@ class ChannelLayerManager(AsyncPubSubManager):
                     await layer.group_add(room, self.channel_name)
                     self._groups.add(room)
                 else:
+                    self._room_seq.pop(room, None)
                     await layer.group_discard(room, self.channel_name)
                     self._groups.discard(room)
                     self._group_locks.pop(room, None)
@@ -158,7 +178,9 @@ class ChannelLayerManager(AsyncPubSubManager):
         await self._sync_group(room)
 
     async def disconnect(self, sid, namespace, **kwargs):
-        rooms = [r for r in self.get_rooms(sid, namespace or NAMESPACE) if is_bam_room(r)]
+        rooms = [
+            r for r in self.get_rooms(sid, namespace or NAMESPACE) if is_bam_room(r)
+        ]
         await super().disconnect(sid, namespace, **kwargs)
         for room in rooms:
             self._replay_drop(sid, room)
@@ -167,7 +189,55 @@ class ChannelLayerManager(AsyncPubSubManager):
     # -- local delivery -----------------------------------------------------------------
     async def _handle_emit(self, message):
         room = message.get("room")
-        holding = self._replaying.get(room) if message.get("event") == "new-message" else None
+        if message.get("event") == "new-message" and is_bam_room(room):
+            await self._deliver_in_order(message, room)
+            return
+        await super()._handle_emit(message)
+
+    async def _deliver_in_order(self, message, room: str) -> None:
+        """Deliver BAM messages to local sockets once each, in sequence order.
+
+        Processes publish after their own commit, so two messages written on two
+        processes can arrive in either order. A message's sequence number is taken
+        under the BAM's row lock, so when seq N arrives every earlier one is already
+        committed: a gap is filled from the database at once, and the late copy is
+        dropped when it comes.
+        """
+        payload = message["data"][0]
+        seq = payload.get("seq") if isinstance(payload, dict) else None
+        if not isinstance(seq, int) or room not in self.rooms.get(NAMESPACE, {}):
+            await self._emit_held_aware(message, room)
+            return
+        last = self._room_seq.get(room)
+        if last is not None and seq <= last:
+            return
+        if last is not None and seq > last + 1:
+            for missing in await self._fetch_gap(room, last, seq):
+                await self._emit_held_aware({**message, "data": [missing]}, room)
+        self._room_seq[room] = seq
+        await self._emit_held_aware(message, room)
+
+    def room_seq_init(self, room: str, last_seq: int) -> None:
+        """Start ordering a room that has no local sockets yet after ``last_seq``."""
+        self._room_seq.setdefault(room, last_seq)
+
+    async def _fetch_gap(self, room: str, after_seq: int, before_seq: int) -> list:
+        from channels.db import database_sync_to_async
+
+        from realtime.selectors import message_payloads_between
+
+        try:
+            return await database_sync_to_async(message_payloads_between)(
+                bam_id=int(room.removeprefix("bam-")),
+                after_seq=after_seq,
+                before_seq=before_seq,
+            )
+        except Exception:
+            logger.exception("Could not fill message gap in %s", room)
+            return []
+
+    async def _emit_held_aware(self, message, room: str) -> None:
+        holding = self._replaying.get(room)
         if holding:
             skip = message.get("skip_sid")
             skip = list(skip) if isinstance(skip, list) else ([skip] if skip else [])
@@ -183,7 +253,9 @@ class ChannelLayerManager(AsyncPubSubManager):
         targets = [t for t in targets if t is not None]
         if not targets:
             return
-        pkt = self.server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, data])
+        pkt = self.server.packet_class(
+            sio_packet.EVENT, namespace=NAMESPACE, data=[event, data]
+        )
         encoded = pkt.encode()
         encoded = encoded if isinstance(encoded, list) else [encoded]
         eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
@@ -204,7 +276,9 @@ class ChannelLayerManager(AsyncPubSubManager):
         return sids
 
     async def _emit_users(self, message):
-        sids = self.local_user_sids(message.get("user_ids") or [], message.get("except_room"))
+        sids = self.local_user_sids(
+            message.get("user_ids") or [], message.get("except_room")
+        )
         await self.send_local(message["event"], message.get("data"), sids)
 
     async def _bam_evict(self, message):
@@ -238,7 +312,10 @@ class ChannelLayerManager(AsyncPubSubManager):
     async def replay_end(self, sid: str, room: str, last_seq: int) -> int:
         """Release held events newer than the replayed history, in order; return how many."""
         held = self._replay_drop(sid, room) or []
-        fresh = sorted((p for p in held if int(p.get("seq", 0)) > last_seq), key=lambda p: int(p["seq"]))
+        fresh = sorted(
+            (p for p in held if int(p.get("seq", 0)) > last_seq),
+            key=lambda p: int(p["seq"]),
+        )
         for payload in fresh:
             await self.send_local("new-message", payload, [sid])
         return len(fresh)

@@ -29,8 +29,12 @@ class Connection(models.Model):
         POLLING = "polling", "HTTP long-polling"
 
     sid = models.CharField(primary_key=True, max_length=64)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections")
-    process = models.ForeignKey(ServerProcess, on_delete=models.CASCADE, related_name="connections")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections"
+    )
+    process = models.ForeignKey(
+        ServerProcess, on_delete=models.CASCADE, related_name="connections"
+    )
     transport = models.CharField(max_length=16, choices=Transport.choices)
     client_address = models.CharField(max_length=64, blank=True)
     connected_at = models.DateTimeField(auto_now_add=True)
@@ -47,13 +51,23 @@ class Connection(models.Model):
 class RoomMember(models.Model):
     """A connection that joined a BAM's room: the shared answer to "who is online in it"."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="rooms")
-    bam = models.ForeignKey("messaging.Bam", on_delete=models.CASCADE, related_name="room_members")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="rooms"
+    )
+    bam = models.ForeignKey(
+        "messaging.Bam", on_delete=models.CASCADE, related_name="room_members"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["connection", "bam"], name="roommember_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "bam"], name="roommember_unique"
+            )
+        ]
         indexes = [models.Index(fields=["bam", "user"])]
 
 
@@ -66,8 +80,15 @@ class Presence(models.Model):
         BUSY = "busy", "Busy"
         OFFLINE = "offline", "Offline"
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="presence")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OFFLINE, db_index=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="presence",
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.OFFLINE, db_index=True
+    )
     last_seen = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

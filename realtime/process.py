@@ -37,7 +37,9 @@ class ProcessLife:
             await database_sync_to_async(services.process_register)(
                 process_id=self.id, host=self.host, pid=self.pid
             )
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="realtime-heartbeat")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="realtime-heartbeat"
+            )
             self._started = True
             logger.info("Realtime process %s registered", self.id)
 
@@ -50,7 +52,9 @@ class ProcessLife:
                 await database_sync_to_async(services.process_heartbeat)(
                     process_id=self.id, host=self.host, pid=self.pid
                 )
-                await database_sync_to_async(services.processes_reap)(dead_after_s=dead_after, exclude_id=self.id)
+                await database_sync_to_async(services.processes_reap)(
+                    dead_after_s=dead_after, exclude_id=self.id
+                )
                 self.beats += 1
                 self.last_error = None
                 await self.on_beat()

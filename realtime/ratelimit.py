@@ -64,7 +64,10 @@ class RedisBuckets:
     async def hit(self, key: str, burst: int, rate: float) -> float | None:
         try:
             allowed, retry_ms = await asyncio.wait_for(
-                self._script(keys=[f"bamchat:rl:{key}"], args=[burst, rate, time.time()]), timeout=1
+                self._script(
+                    keys=[f"bamchat:rl:{key}"], args=[burst, rate, time.time()]
+                ),
+                timeout=1,
             )
         except Exception as exc:
             # Keep limiting per process while the shared store is away.

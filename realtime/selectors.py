@@ -1,8 +1,10 @@
 """Reads on realtime state, the same from every process."""
 
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 
 from django.db.models import Count
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from realtime.models import Connection, Presence, RoomMember, ServerProcess
@@ -26,7 +28,11 @@ def presence_get(*, user_id: int) -> dict:
 
 def online_user_ids_in_bam(*, bam_id: int) -> list[str]:
     """Ids (strings) of users with at least one socket in the BAM's room, on any process."""
-    ids = RoomMember.objects.filter(bam_id=bam_id).values_list("user_id", flat=True).distinct()
+    ids = (
+        RoomMember.objects.filter(bam_id=bam_id)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
     return sorted({str(i) for i in ids}, key=int)
 
 
@@ -40,16 +46,23 @@ def stats() -> dict:
     from messaging.models import Message
 
     now = timezone.now()
-    by_status = dict(Presence.objects.values_list("status").annotate(n=Count("user_id")))
-    rooms = (
-        RoomMember.objects.values("bam_id").annotate(sockets=Count("connection_id"), users=Count("user_id", distinct=True))
+    by_status = dict(
+        Presence.objects.values_list("status").annotate(n=Count("user_id"))
     )
-    per_process = ServerProcess.objects.annotate(n=Count("connections")).order_by("started_at")
+    rooms = RoomMember.objects.values("bam_id").annotate(
+        sockets=Count("connection_id"), users=Count("user_id", distinct=True)
+    )
+    per_process = ServerProcess.objects.annotate(n=Count("connections")).order_by(
+        "started_at"
+    )
     return {
         "connections": Connection.objects.count(),
         "connectedUsers": Connection.objects.values("user_id").distinct().count(),
         "byStatus": {s: by_status.get(s, 0) for s in ("online", "away", "busy")},
-        "rooms": {f"bam-{r['bam_id']}": {"sockets": r["sockets"], "users": r["users"]} for r in rooms},
+        "rooms": {
+            f"bam-{r['bam_id']}": {"sockets": r["sockets"], "users": r["users"]}
+            for r in rooms
+        },
         "processes": [
             {
                 "id": p.id,
@@ -61,7 +74,42 @@ def stats() -> dict:
             }
             for p in per_process
         ],
-        "messagesLastMinute": Message.objects.filter(created_at__gte=now - timedelta(minutes=1)).count(),
-        "messagesLastHour": Message.objects.filter(created_at__gte=now - timedelta(hours=1)).count(),
+        "messagesLastMinute": Message.objects.filter(
+            created_at__gte=now - timedelta(minutes=1)
+        ).count(),
+        "messagesLastHour": Message.objects.filter(
+            created_at__gte=now - timedelta(hours=1)
+        ).count(),
         "at": iso(now),
     }
+
+
+def message_payloads_between(*, bam_id: int, after_seq: int, before_seq: int) -> list:
+    """Payloads of a BAM's messages with after_seq < seq < before_seq, in order."""
+    from messaging.models import Message
+    from messaging.serializers import message_payload
+
+    messages = (
+        Message.objects.filter(bam_id=bam_id, seq__gt=after_seq, seq__lt=before_seq)
+        .select_related("sender")
+        .order_by("seq")
+    )
+    return [message_payload(m) for m in messages]
+
+
+def messages_per_minute(*, minutes: int = 60) -> list[dict]:
+    """Messages stored in each of the last ``minutes`` minutes (the current one last),
+    as ``[{minute, count}]`` with empty minutes included."""
+    from messaging.models import Message
+
+    current = timezone.now().replace(second=0, microsecond=0)
+    first = current - timedelta(minutes=minutes - 1)
+    counts = dict(
+        Message.objects.filter(created_at__gte=first)
+        .annotate(minute=TruncMinute("created_at", tzinfo=dt_timezone.utc))
+        .order_by()
+        .values_list("minute")
+        .annotate(n=Count("id"))
+    )
+    slots = (first + timedelta(minutes=i) for i in range(minutes))
+    return [{"minute": iso(m), "count": counts.get(m, 0)} for m in slots]

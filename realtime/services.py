@@ -29,20 +29,27 @@ def _announce(presence: Presence) -> None:
     audience = co_participant_ids(user_id=presence.user_id)
     transaction.on_commit(
         lambda: events.presence_publish(
-            user_id=presence.user_id, status=presence.status, last_seen=presence.last_seen, audience=audience
+            user_id=presence.user_id,
+            status=presence.status,
+            last_seen=presence.last_seen,
+            audience=audience,
         )
     )
 
 
 @transaction.atomic
-def connection_open(*, sid: str, user_id: int, process_id: str, transport: str, client_address: str) -> Connection:
+def connection_open(
+    *, sid: str, user_id: int, process_id: str, transport: str, client_address: str
+) -> Connection:
     """Record a new socket; an offline user becomes online and that is announced."""
     presence = _presence_locked(user_id)
     connection = Connection.objects.create(
         sid=sid,
         user_id=user_id,
         process_id=process_id,
-        transport=transport if transport in Connection.Transport.values else Connection.Transport.POLLING,
+        transport=transport
+        if transport in Connection.Transport.values
+        else Connection.Transport.POLLING,
         client_address=client_address[:64],
     )
     if presence.status == Presence.Status.OFFLINE:
@@ -76,7 +83,9 @@ def connection_close(*, sid: str, user_id: int) -> bool:
 @transaction.atomic
 def connection_set_transport(*, sid: str, transport: str) -> None:
     """Record the transport a socket upgraded to."""
-    Connection.objects.filter(sid=sid).update(transport=transport, last_seen=timezone.now())
+    Connection.objects.filter(sid=sid).update(
+        transport=transport, last_seen=timezone.now()
+    )
 
 
 @transaction.atomic
@@ -85,7 +94,10 @@ def presence_set_status(*, user_id: int, status) -> Presence:
     if isinstance(status, dict):
         status = status.get("status")
     if not isinstance(status, str) or status not in CHOOSABLE_STATUSES:
-        raise Invalid(f"status must be one of: {', '.join(CHOOSABLE_STATUSES)}.", fields={"status": ["Unknown status."]})
+        raise Invalid(
+            f"status must be one of: {', '.join(CHOOSABLE_STATUSES)}.",
+            fields={"status": ["Unknown status."]},
+        )
     presence = _presence_locked(user_id)
     if presence.status != status:
         presence.status = status
@@ -100,7 +112,9 @@ def room_join(*, sid: str, user_id: int, bam_id: int) -> bool:
     """Record that a socket is in a BAM's room. True if it was not already."""
     if not Connection.objects.filter(sid=sid).exists():
         return False
-    _, created = RoomMember.objects.get_or_create(connection_id=sid, bam_id=bam_id, defaults={"user_id": user_id})
+    _, created = RoomMember.objects.get_or_create(
+        connection_id=sid, bam_id=bam_id, defaults={"user_id": user_id}
+    )
     return created
 
 
@@ -115,14 +129,17 @@ def room_leave(*, sid: str, bam_id: int) -> bool:
 def process_register(*, process_id: str, host: str, pid: int) -> ServerProcess:
     """Record this server process as alive."""
     process, _ = ServerProcess.objects.update_or_create(
-        id=process_id, defaults={"host": host, "pid": pid, "last_heartbeat": timezone.now()}
+        id=process_id,
+        defaults={"host": host, "pid": pid, "last_heartbeat": timezone.now()},
     )
     return process
 
 
 def process_heartbeat(*, process_id: str, host: str, pid: int) -> None:
     """Say this process is still alive (re-registering it if it was reaped)."""
-    updated = ServerProcess.objects.filter(id=process_id).update(last_heartbeat=timezone.now())
+    updated = ServerProcess.objects.filter(id=process_id).update(
+        last_heartbeat=timezone.now()
+    )
     if not updated:
         process_register(process_id=process_id, host=host, pid=pid)
 
@@ -132,21 +149,33 @@ def processes_reap(*, dead_after_s: int, exclude_id: str) -> list[str]:
     without sockets go offline. Returns the ids reaped."""
     cutoff = timezone.now() - timedelta(seconds=dead_after_s)
     dead = list(
-        ServerProcess.objects.filter(last_heartbeat__lt=cutoff).exclude(id=exclude_id).values_list("id", flat=True)
+        ServerProcess.objects.filter(last_heartbeat__lt=cutoff)
+        .exclude(id=exclude_id)
+        .values_list("id", flat=True)
     )
     for process_id in dead:
         with transaction.atomic():
             # Lock the process row: only one survivor reaps it.
-            row = ServerProcess.objects.select_for_update().filter(id=process_id, last_heartbeat__lt=cutoff).first()
+            row = (
+                ServerProcess.objects.select_for_update()
+                .filter(id=process_id, last_heartbeat__lt=cutoff)
+                .first()
+            )
             if row is None:
                 continue
             by_user: dict[int, list[str]] = {}
-            for sid, user_id in Connection.objects.filter(process_id=process_id).values_list("sid", "user_id"):
+            for sid, user_id in Connection.objects.filter(
+                process_id=process_id
+            ).values_list("sid", "user_id"):
                 by_user.setdefault(user_id, []).append(sid)
             for user_id, sids in by_user.items():
                 _forget_sockets(user_id, sids)
             row.delete()
-        logger.warning("Reaped dead server process %s (%d sockets)", process_id, sum(map(len, by_user.values())))
+        logger.warning(
+            "Reaped dead server process %s (%d sockets)",
+            process_id,
+            sum(map(len, by_user.values())),
+        )
     return dead
 
 
@@ -154,8 +183,21 @@ def processes_reap(*, dead_after_s: int, exclude_id: str) -> list[str]:
 def process_unregister(*, process_id: str) -> None:
     """Forget this process and its sockets on a clean shutdown."""
     by_user: dict[int, list[str]] = {}
-    for sid, user_id in Connection.objects.filter(process_id=process_id).values_list("sid", "user_id"):
+    for sid, user_id in Connection.objects.filter(process_id=process_id).values_list(
+        "sid", "user_id"
+    ):
         by_user.setdefault(user_id, []).append(sid)
     for user_id, sids in by_user.items():
         _forget_sockets(user_id, sids)
     ServerProcess.objects.filter(id=process_id).delete()
+
+
+@transaction.atomic
+def connections_disconnect(*, sids: list[str]) -> int:
+    """Ask whichever process holds these sockets to disconnect them; returns how many
+    of them are recorded as live."""
+    live = list(Connection.objects.filter(sid__in=sids).values_list("sid", flat=True))
+    if live:
+        transaction.on_commit(lambda: events.sockets_disconnect(sids=live))
+        logger.info("Disconnect requested for %d socket(s)", len(live))
+    return len(live)

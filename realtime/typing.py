@@ -22,7 +22,9 @@ class TypingTracker:
         self._server = server
         self._state: dict[tuple[int, int], _Typing] = {}
 
-    async def start(self, *, bam_id: int, user_id: int, username: str, sid: str) -> None:
+    async def start(
+        self, *, bam_id: int, user_id: int, username: str, sid: str
+    ) -> None:
         key = (bam_id, user_id)
         ttl = settings.REALTIME["TYPING_TTL_S"]
         loop = asyncio.get_running_loop()
@@ -50,9 +52,18 @@ class TypingTracker:
     def _expire(self, key) -> None:
         current = self._state.pop(key, None)
         if current is not None:
-            asyncio.ensure_future(self._announce(key, current.username, current.sid, False))
+            asyncio.ensure_future(
+                self._announce(key, current.username, current.sid, False)
+            )
 
     async def _announce(self, key, username: str, sid: str, is_typing: bool) -> None:
         bam_id, user_id = key
-        payload = {"bamId": str(bam_id), "userId": str(user_id), "username": username, "isTyping": is_typing}
-        await self._server.emit("typing-status", payload, room=bam_room(bam_id), skip_sid=sid)
+        payload = {
+            "bamId": str(bam_id),
+            "userId": str(user_id),
+            "username": username,
+            "isTyping": is_typing,
+        }
+        await self._server.emit(
+            "typing-status", payload, room=bam_room(bam_id), skip_sid=sid
+        )

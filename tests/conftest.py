@@ -32,7 +32,9 @@ async def peers(server):
     made: list[Peer] = []
 
     async def connect(account=None, *, token=None, transports=None, url=None) -> Peer:
-        peer = Peer(url or server.url, token if account is None else account.access, transports)
+        peer = Peer(
+            url or server.url, token if account is None else account.access, transports
+        )
         made.append(peer)
         return await peer.connect()
 

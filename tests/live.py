@@ -89,7 +89,14 @@ class LiveServer:
     def start(self, port: int = 0, timeout: float = 30) -> LiveServer:
         daphne = Path(sys.executable).with_name("daphne")
         self.process = subprocess.Popen(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "bamchat.asgi:application"],
+            [
+                str(daphne),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "bamchat.asgi:application",
+            ],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -101,14 +108,18 @@ class LiveServer:
             while True:
                 line = self._lines.get(timeout=timeout)
                 if line is None:
-                    raise RuntimeError(f"{self.name} exited before listening:\n{self.log()}")
+                    raise RuntimeError(
+                        f"{self.name} exited before listening:\n{self.log()}"
+                    )
                 match = LISTENING.search(line)
                 if match:
                     self.port = int(match.group(1))
                     return self
         except queue.Empty:
             self.stop()
-            raise RuntimeError(f"{self.name} did not listen within {timeout}s:\n{self.log()}") from None
+            raise RuntimeError(
+                f"{self.name} did not listen within {timeout}s:\n{self.log()}"
+            ) from None
 
     def _pump(self) -> None:
         assert self.process and self.process.stderr
@@ -140,7 +151,9 @@ class LiveServer:
 
 def server_env(**extra: str) -> dict[str, str]:
     """Environment for a live server: this run's key, no debug, loopback hosts."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
+    }
     env.update(
         DJANGO_DEBUG="0",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -154,17 +167,26 @@ def server_env(**extra: str) -> dict[str, str]:
 def migrate(env: dict[str, str]) -> None:
     """Create the schema in the database the environment points at."""
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
     )
 
 
 class Deployment:
     """One database (and optionally Redis) shared by one or more live servers."""
 
-    def __init__(self, *, redis_url: str | None = None, **extra_env: str) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        **extra_env: str,
+    ) -> None:
         self.tmp = tempfile.mkdtemp(prefix="bamchat-live-")
         self.pg: ThrowawayPostgres | None = None
-        base_db = os.environ.get("DATABASE_URL")
+        base_db = database_url or os.environ.get("DATABASE_URL")
         env_db: dict[str, str] = {}
         if base_db:
             self.pg = ThrowawayPostgres(base_db)
@@ -176,6 +198,17 @@ class Deployment:
         self.env = server_env(**env_db, **extra_env)
         migrate(self.env)
         self.servers: list[LiveServer] = []
+
+    def create_staff(self, username: str, password: str = PASSWORD) -> None:
+        """Create a staff superuser in this deployment's database."""
+        subprocess.run(
+            [sys.executable, "manage.py", "createsuperuser", "--noinput",
+             "--username", username, "--email", f"{username}@example.com"],
+            cwd=ROOT,
+            env={**self.env, "DJANGO_SUPERUSER_PASSWORD": password},
+            check=True,
+            capture_output=True,
+        )
 
     def start_server(self, name: str = "server", **extra_env: str) -> LiveServer:
         server = LiveServer({**self.env, **extra_env}, name=name).start()
@@ -208,27 +241,65 @@ class Api:
     async def close(self) -> None:
         await self.session.close()
 
-    async def request(self, method: str, path: str, *, token: str | None = None, json=None, expect=None, **kw):
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json=None,
+        expect=None,
+        **kw,
+    ):
         headers = kw.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        async with self.session.request(method, self.base + path, json=json, headers=headers, **kw) as resp:
-            body = await resp.json(content_type=None) if resp.content_length != 0 else None
+        async with self.session.request(
+            method, self.base + path, json=json, headers=headers, **kw
+        ) as resp:
+            body = (
+                await resp.json(content_type=None) if resp.content_length != 0 else None
+            )
             if expect is not None:
-                assert resp.status == expect, f"{method} {path} -> {resp.status}, wanted {expect}: {body}"
+                assert resp.status == expect, (
+                    f"{method} {path} -> {resp.status}, wanted {expect}: {body}"
+                )
             return resp.status, body
+
+    async def login(self, username: str, password: str = PASSWORD) -> Account:
+        _, pair = await self.request(
+            "POST",
+            "/auth/token",
+            json={"username": username, "password": password},
+            expect=200,
+        )
+        _, me = await self.request("GET", "/auth/me", token=pair["access"], expect=200)
+        return Account(me["id"], username, pair["access"], pair["refresh"])
 
     async def account(self, prefix: str = "user") -> Account:
         username = f"{prefix}_{uuid.uuid4().hex[:8]}"
         _, user = await self.request(
-            "POST", "/auth/register", json={"username": username, "password": PASSWORD}, expect=201
+            "POST",
+            "/auth/register",
+            json={"username": username, "password": PASSWORD},
+            expect=201,
         )
         _, pair = await self.request(
-            "POST", "/auth/token", json={"username": username, "password": PASSWORD}, expect=200
+            "POST",
+            "/auth/token",
+            json={"username": username, "password": PASSWORD},
+            expect=200,
         )
-        return Account(id=user["id"], username=username, access=pair["access"], refresh=pair["refresh"])
+        return Account(
+            id=user["id"],
+            username=username,
+            access=pair["access"],
+            refresh=pair["refresh"],
+        )
 
-    async def bam(self, owner: Account, *others: Account, title: str = "Test BAM") -> dict:
+    async def bam(
+        self, owner: Account, *others: Account, title: str = "Test BAM"
+    ) -> dict:
         _, bam = await self.request(
             "POST",
             "/bams",
@@ -240,7 +311,11 @@ class Api:
 
     async def post_message(self, who: Account, bam_id: str, text: str, **extra) -> dict:
         _, message = await self.request(
-            "POST", f"/bams/{bam_id}/messages", token=who.access, json={"text": text, **extra}, expect=201
+            "POST",
+            f"/bams/{bam_id}/messages",
+            token=who.access,
+            json={"text": text, **extra},
+            expect=201,
         )
         return message
 
@@ -253,7 +328,9 @@ class Peer:
     token: str | None
     transports: list[str] | None = None
     client: socketio.AsyncClient = field(init=False)
-    events: dict[str, list] = field(init=False, default_factory=lambda: defaultdict(list))
+    events: dict[str, list] = field(
+        init=False, default_factory=lambda: defaultdict(list)
+    )
     _arrived: asyncio.Condition = field(init=False)
 
     def __post_init__(self) -> None:
@@ -274,7 +351,11 @@ class Peer:
     async def connect(self, **kw) -> Peer:
         auth = {"token": self.token} if self.token is not None else None
         await self.client.connect(
-            self.url, auth=auth, transports=self.transports or ["websocket"], wait_timeout=EVENT_TIMEOUT_S, **kw
+            self.url,
+            auth=auth,
+            transports=self.transports or ["websocket"],
+            wait_timeout=EVENT_TIMEOUT_S,
+            **kw,
         )
         return self
 
@@ -283,7 +364,9 @@ class Peer:
             return await self.client.call(event, timeout=timeout)
         return await self.client.call(event, data, timeout=timeout)
 
-    async def wait_for(self, event: str, count: int = 1, where=None, timeout: float = EVENT_TIMEOUT_S) -> list:
+    async def wait_for(
+        self, event: str, count: int = 1, where=None, timeout: float = EVENT_TIMEOUT_S
+    ) -> list:
         """Wait until ``count`` ``event``s (matching ``where``) have arrived; return them."""
 
         def matching():

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,66 +14,167 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Bam',
+            name="Bam",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('last_seq', models.BigIntegerField(default=0, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='owned_bams', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("last_seq", models.BigIntegerField(default=0, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="owned_bams",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'BAM',
-                'ordering': ['-updated_at', '-id'],
+                "verbose_name": "BAM",
+                "ordering": ["-updated_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('member', 'Member')], default='member', max_length=10)),
-                ('joined_at', models.DateTimeField(auto_now_add=True)),
-                ('bam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='messaging.bam')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("member", "Member")],
+                        default="member",
+                        max_length=10,
+                    ),
+                ),
+                ("joined_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "bam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="messaging.bam",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='bam',
-            name='participants',
-            field=models.ManyToManyField(related_name='bams', through='messaging.Membership', to=settings.AUTH_USER_MODEL),
+            model_name="bam",
+            name="participants",
+            field=models.ManyToManyField(
+                related_name="bams",
+                through="messaging.Membership",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('content', models.TextField(max_length=4000)),
-                ('type', models.CharField(choices=[('text', 'Text'), ('system', 'System'), ('image', 'Image'), ('file', 'File')], default='text', max_length=10)),
-                ('temp_id', models.CharField(blank=True, max_length=100, null=True)),
-                ('seq', models.BigIntegerField(editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('bam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='messaging.bam')),
-                ('sender', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sent_messages', to=settings.AUTH_USER_MODEL)),
-                ('to_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='received_messages', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("content", models.TextField(max_length=4000)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("text", "Text"),
+                            ("system", "System"),
+                            ("image", "Image"),
+                            ("file", "File"),
+                        ],
+                        default="text",
+                        max_length=10,
+                    ),
+                ),
+                ("temp_id", models.CharField(blank=True, max_length=100, null=True)),
+                ("seq", models.BigIntegerField(editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "bam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="messaging.bam",
+                    ),
+                ),
+                (
+                    "sender",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sent_messages",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "to_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="received_messages",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['bam', 'seq'],
+                "ordering": ["bam", "seq"],
             },
         ),
         migrations.AddIndex(
-            model_name='membership',
-            index=models.Index(fields=['user', 'bam'], name='messaging_m_user_id_513d67_idx'),
+            model_name="membership",
+            index=models.Index(
+                fields=["user", "bam"], name="messaging_m_user_id_513d67_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('bam', 'user'), name='membership_unique_bam_user'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("bam", "user"), name="membership_unique_bam_user"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(fields=('bam', 'seq'), name='message_unique_bam_seq'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                fields=("bam", "seq"), name="message_unique_bam_seq"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('temp_id__isnull', False)), fields=('sender', 'temp_id'), name='message_unique_sender_temp_id'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("temp_id__isnull", False)),
+                fields=("sender", "temp_id"),
+                name="message_unique_sender_temp_id",
+            ),
         ),
     ]

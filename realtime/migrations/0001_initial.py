@@ -6,74 +6,161 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('messaging', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("messaging", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Presence',
+            name="Presence",
             fields=[
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='presence', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('status', models.CharField(choices=[('online', 'Online'), ('away', 'Away'), ('busy', 'Busy'), ('offline', 'Offline')], db_index=True, default='offline', max_length=10)),
-                ('last_seen', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="presence",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("online", "Online"),
+                            ("away", "Away"),
+                            ("busy", "Busy"),
+                            ("offline", "Offline"),
+                        ],
+                        db_index=True,
+                        default="offline",
+                        max_length=10,
+                    ),
+                ),
+                ("last_seen", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'presence',
-                'ordering': ['user_id'],
+                "verbose_name_plural": "presence",
+                "ordering": ["user_id"],
             },
         ),
         migrations.CreateModel(
-            name='ServerProcess',
+            name="ServerProcess",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('host', models.CharField(max_length=255)),
-                ('pid', models.PositiveIntegerField()),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('last_heartbeat', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.CharField(max_length=64, primary_key=True, serialize=False),
+                ),
+                ("host", models.CharField(max_length=255)),
+                ("pid", models.PositiveIntegerField()),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("last_heartbeat", models.DateTimeField(db_index=True)),
             ],
             options={
-                'verbose_name': 'server process',
-                'ordering': ['started_at'],
+                "verbose_name": "server process",
+                "ordering": ["started_at"],
             },
         ),
         migrations.CreateModel(
-            name='Connection',
+            name="Connection",
             fields=[
-                ('sid', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('transport', models.CharField(choices=[('websocket', 'WebSocket'), ('polling', 'HTTP long-polling')], max_length=16)),
-                ('client_address', models.CharField(blank=True, max_length=64)),
-                ('connected_at', models.DateTimeField(auto_now_add=True)),
-                ('last_seen', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='connections', to=settings.AUTH_USER_MODEL)),
-                ('process', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='connections', to='realtime.serverprocess')),
+                (
+                    "sid",
+                    models.CharField(max_length=64, primary_key=True, serialize=False),
+                ),
+                (
+                    "transport",
+                    models.CharField(
+                        choices=[
+                            ("websocket", "WebSocket"),
+                            ("polling", "HTTP long-polling"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("client_address", models.CharField(blank=True, max_length=64)),
+                ("connected_at", models.DateTimeField(auto_now_add=True)),
+                ("last_seen", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="connections",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "process",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="connections",
+                        to="realtime.serverprocess",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-connected_at'],
+                "ordering": ["-connected_at"],
             },
         ),
         migrations.CreateModel(
-            name='RoomMember',
+            name="RoomMember",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('joined_at', models.DateTimeField(auto_now_add=True)),
-                ('bam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='room_members', to='messaging.bam')),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rooms', to='realtime.connection')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("joined_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "bam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="room_members",
+                        to="messaging.bam",
+                    ),
+                ),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rooms",
+                        to="realtime.connection",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['bam', 'user'], name='realtime_ro_bam_id_c634db_idx')],
-                'constraints': [models.UniqueConstraint(fields=('connection', 'bam'), name='roommember_unique')],
+                "indexes": [
+                    models.Index(
+                        fields=["bam", "user"], name="realtime_ro_bam_id_c634db_idx"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "bam"), name="roommember_unique"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='connection',
-            index=models.Index(fields=['user'], name='realtime_co_user_id_8b2044_idx'),
+            model_name="connection",
+            index=models.Index(fields=["user"], name="realtime_co_user_id_8b2044_idx"),
         ),
     ]

@@ -10,7 +10,18 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 pytestmark = pytest.mark.live
 
-MESSAGE_KEYS = {"id", "bamId", "senderId", "sender", "toUserId", "content", "text", "type", "tempId", "createdAt"}
+MESSAGE_KEYS = {
+    "id",
+    "bamId",
+    "senderId",
+    "sender",
+    "toUserId",
+    "content",
+    "text",
+    "type",
+    "tempId",
+    "createdAt",
+}
 
 
 def minted_token(user_id: str, *, seconds: float) -> str:
@@ -27,7 +38,9 @@ async def refused(url: str, **connect_kw) -> dict:
     errors: asyncio.Queue = asyncio.Queue()
     client.on("connect_error", lambda data: errors.put_nowait(data))
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await client.connect(url, transports=["websocket"], wait_timeout=10, **connect_kw)
+        await client.connect(
+            url, transports=["websocket"], wait_timeout=10, **connect_kw
+        )
     data = await asyncio.wait_for(errors.get(), 10)
     await client.disconnect()
     return data
@@ -49,12 +62,21 @@ async def test_token_accepted_in_auth_header_and_query(api, peers, server):
     by_auth = await peers(me)
     header_client = socketio.AsyncClient(reconnection=False)
     await header_client.connect(
-        server.url, headers={"Authorization": f"Bearer {me.access}"}, transports=["websocket"], wait_timeout=10
+        server.url,
+        headers={"Authorization": f"Bearer {me.access}"},
+        transports=["websocket"],
+        wait_timeout=10,
     )
     query_client = socketio.AsyncClient(reconnection=False)
-    await query_client.connect(f"{server.url}?token={me.access}", transports=["websocket"], wait_timeout=10)
+    await query_client.connect(
+        f"{server.url}?token={me.access}", transports=["websocket"], wait_timeout=10
+    )
     try:
-        assert by_auth.client.connected and header_client.connected and query_client.connected
+        assert (
+            by_auth.client.connected
+            and header_client.connected
+            and query_client.connected
+        )
         _, profile = await api.request("GET", "/auth/me", token=me.access, expect=200)
         assert profile["presence"]["status"] == "online"
     finally:
@@ -65,10 +87,16 @@ async def test_token_accepted_in_auth_header_and_query(api, peers, server):
 async def test_refusals_carry_codes(api, server):
     me = await api.account()
     assert (await refused(server.url))["data"]["code"] == "auth_required"
-    assert (await refused(server.url, auth={"token": "garbage"}))["data"]["code"] == "auth_invalid"
-    assert (await refused(server.url, auth={"token": me.refresh}))["data"]["code"] == "auth_invalid"
+    assert (await refused(server.url, auth={"token": "garbage"}))["data"][
+        "code"
+    ] == "auth_invalid"
+    assert (await refused(server.url, auth={"token": me.refresh}))["data"][
+        "code"
+    ] == "auth_invalid"
     forged = me.access[:-4] + ("AAAA" if not me.access.endswith("AAAA") else "BBBB")
-    assert (await refused(server.url, auth={"token": forged}))["data"]["code"] == "auth_invalid"
+    assert (await refused(server.url, auth={"token": forged}))["data"][
+        "code"
+    ] == "auth_invalid"
     expired = minted_token(me.id, seconds=-5)
     data = await refused(server.url, auth={"token": expired})
     assert data["data"]["code"] == "token_expired" and data["message"]
@@ -87,22 +115,40 @@ async def test_socket_is_disconnected_when_its_token_expires(api, peers):
 
 
 async def test_join_and_leave_bam(api, peers):
-    alice, bob, carol = await api.account("alice"), await api.account("bob"), await api.account("carol")
+    alice, bob, carol = (
+        await api.account("alice"),
+        await api.account("bob"),
+        await api.account("carol"),
+    )
     bam = await api.bam(alice, bob, carol)
     a, b = await peers(alice), await peers(bob)
     ack = await a.call("join-bam", bam["id"])
-    assert ack == {"ok": True, "bamId": bam["id"], "onlineUsers": [alice.id], "missed": 0}
+    assert ack == {
+        "ok": True,
+        "bamId": bam["id"],
+        "onlineUsers": [alice.id],
+        "missed": 0,
+    }
     ack = await b.call("join-bam", {"bamId": int(bam["id"])})
-    assert ack["ok"] and sorted(ack["onlineUsers"], key=int) == sorted([alice.id, bob.id], key=int)
+    assert ack["ok"] and sorted(ack["onlineUsers"], key=int) == sorted(
+        [alice.id, bob.id], key=int
+    )
     joined = await a.wait_for("user-joined-bam")
     assert joined[0]["bamId"] == bam["id"] and joined[0]["userId"] == bob.id
     assert joined[0]["username"] == bob.username and joined[0]["at"].endswith("Z")
     assert not b.got("user-joined-bam"), "the joiner was told about its own join"
 
-    _, online = await api.request("GET", f"/bams/{bam['id']}", token=carol.access, expect=200)
+    _, online = await api.request(
+        "GET", f"/bams/{bam['id']}", token=carol.access, expect=200
+    )
     assert await b.call("leave-bam", bam["id"]) == {"ok": True, "bamId": bam["id"]}
     left = await a.wait_for("user-left-bam")
-    assert left[0] == {**left[0], "bamId": bam["id"], "userId": bob.id, "username": bob.username}
+    assert left[0] == {
+        **left[0],
+        "bamId": bam["id"],
+        "userId": bob.id,
+        "username": bob.username,
+    }
     # After leaving, bob gets no more messages from the room.
     c = await peers(carol)
     await c.call("join-bam", bam["id"])
@@ -113,7 +159,9 @@ async def test_join_and_leave_bam(api, peers):
     assert not b.got("new-message", where=lambda m: m["content"] == "after bob left")
 
 
-async def test_join_with_since_replays_missed_messages_in_order_before_the_ack(api, peers):
+async def test_join_with_since_replays_missed_messages_in_order_before_the_ack(
+    api, peers
+):
     alice, bob = await api.account(), await api.account()
     bam = await api.bam(alice, bob)
     first = await api.post_message(alice, bam["id"], "seen")
@@ -133,22 +181,38 @@ async def test_join_with_since_replays_missed_messages_in_order_before_the_ack(a
 # -- messages ---------------------------------------------------------------------------------
 
 
-async def test_send_message_is_persisted_and_reaches_the_room_sender_included(api, peers):
+async def test_send_message_is_persisted_and_reaches_the_room_sender_included(
+    api, peers
+):
     alice, bob = await api.account(), await api.account()
     bam = await api.bam(alice, bob)
     a, b = await peers(alice), await peers(bob)
     await a.call("join-bam", bam["id"])
     await b.call("join-bam", bam["id"])
-    ack = await a.call("send-message", {"bamId": bam["id"], "content": " hi bob ", "tempId": "c-1", "toUserId": bob.id})
+    ack = await a.call(
+        "send-message",
+        {
+            "bamId": bam["id"],
+            "content": " hi bob ",
+            "tempId": "c-1",
+            "toUserId": bob.id,
+        },
+    )
     assert ack["ok"] is True
     message = ack["message"]
     assert set(message) >= MESSAGE_KEYS
     assert message["content"] == message["text"] == "hi bob"
-    assert message["tempId"] == "c-1" and message["toUserId"] == bob.id and message["type"] == "text"
+    assert (
+        message["tempId"] == "c-1"
+        and message["toUserId"] == bob.id
+        and message["type"] == "text"
+    )
     assert message["sender"] == {"id": alice.id, "username": alice.username}
     for peer in (a, b):
         assert (await peer.wait_for("new-message"))[0] == message
-    _, history = await api.request("GET", f"/bams/{bam['id']}/messages", token=bob.access, expect=200)
+    _, history = await api.request(
+        "GET", f"/bams/{bam['id']}/messages", token=bob.access, expect=200
+    )
     assert history["results"][0] == message
 
 
@@ -157,12 +221,18 @@ async def test_same_temp_id_gives_the_same_message_and_no_second_event(api, peer
     bam = await api.bam(alice, bob)
     a, b = await peers(alice), await peers(bob)
     await b.call("join-bam", bam["id"])
-    one = await a.call("send-message", {"bamId": bam["id"], "content": "once", "tempId": "dup"})
-    two = await a.call("send-message", {"bamId": bam["id"], "content": "once", "tempId": "dup"})
+    one = await a.call(
+        "send-message", {"bamId": bam["id"], "content": "once", "tempId": "dup"}
+    )
+    two = await a.call(
+        "send-message", {"bamId": bam["id"], "content": "once", "tempId": "dup"}
+    )
     assert one["ok"] and two["ok"] and two["message"] == one["message"]
     await fence(api, b, alice, bam["id"])
     assert len(b.got("new-message", where=lambda m: m["content"] == "once")) == 1
-    _, history = await api.request("GET", f"/bams/{bam['id']}/messages", token=bob.access, expect=200)
+    _, history = await api.request(
+        "GET", f"/bams/{bam['id']}/messages", token=bob.access, expect=200
+    )
     assert [m["content"] for m in history["results"]].count("once") == 1
 
 
@@ -173,7 +243,12 @@ async def test_rest_and_socket_writes_produce_the_same_event(api, peers):
     await b.call("join-bam", bam["id"])
     posted = await api.post_message(alice, bam["id"], "via rest", tempId="r-1")
     a = await peers(alice)
-    sent = (await a.call("send-message", {"bamId": bam["id"], "content": "via socket", "tempId": "s-1"}))["message"]
+    sent = (
+        await a.call(
+            "send-message",
+            {"bamId": bam["id"], "content": "via socket", "tempId": "s-1"},
+        )
+    )["message"]
     got = await b.wait_for("new-message", count=2)
     assert got == [posted, sent]
     assert set(posted) == set(sent)
@@ -192,7 +267,9 @@ async def test_notification_for_participants_connected_outside_the_room(api, pee
     await in_room.wait_for("new-message")
     await elsewhere.call("join-bam", bam["id"])
     await fence(api, elsewhere, alice, bam["id"])
-    assert not in_room.got("notification"), "a socket in the room also got a notification"
+    assert not in_room.got("notification"), (
+        "a socket in the room also got a notification"
+    )
     assert not elsewhere.got("new-message", where=lambda m: m["id"] == message["id"])
 
 
@@ -211,8 +288,18 @@ async def test_typing_start_stop_and_flood_gives_one_event_per_change(api, peers
     assert (await a.call("typing-stop", bam["id"]))["ok"] is True
     got = await b.wait_for("typing-status", count=2)
     assert got == [
-        {"bamId": bam["id"], "userId": alice.id, "username": alice.username, "isTyping": True},
-        {"bamId": bam["id"], "userId": alice.id, "username": alice.username, "isTyping": False},
+        {
+            "bamId": bam["id"],
+            "userId": alice.id,
+            "username": alice.username,
+            "isTyping": True,
+        },
+        {
+            "bamId": bam["id"],
+            "userId": alice.id,
+            "username": alice.username,
+            "isTyping": False,
+        },
     ]
     await fence(api, b, alice, bam["id"])
     assert len(b.got("typing-status")) == 2
@@ -240,11 +327,16 @@ async def test_presence_goes_to_self_and_co_participants_only(api, peers):
     b, s = await peers(bob), await peers(stranger)
     await s.call("join-bam", own["id"])
     a = await peers(alice)
-    online = await b.wait_for("presence-update", where=lambda p: p["userId"] == alice.id)
+    online = await b.wait_for(
+        "presence-update", where=lambda p: p["userId"] == alice.id
+    )
     assert online[0]["status"] == "online" and online[0]["lastSeen"].endswith("Z")
     ack = await a.call("status-change", "busy")
     assert ack == {"ok": True, "status": "busy"}
-    await b.wait_for("presence-update", where=lambda p: p["userId"] == alice.id and p["status"] == "busy")
+    await b.wait_for(
+        "presence-update",
+        where=lambda p: p["userId"] == alice.id and p["status"] == "busy",
+    )
     await a.wait_for("presence-update", where=lambda p: p["status"] == "busy")
     assert (await a.call("status-change", {"status": "away"}))["status"] == "away"
     await b.wait_for("presence-update", where=lambda p: p["status"] == "away")
@@ -259,12 +351,18 @@ async def test_offline_only_when_the_last_socket_goes(api, peers):
     await api.bam(alice, bob)
     b = await peers(bob)
     phone, laptop = await peers(alice), await peers(alice)
-    await b.wait_for("presence-update", where=lambda p: p["userId"] == alice.id and p["status"] == "online")
+    await b.wait_for(
+        "presence-update",
+        where=lambda p: p["userId"] == alice.id and p["status"] == "online",
+    )
     await phone.close()
     _, presence = await api.request("GET", "/auth/me", token=alice.access, expect=200)
     assert presence["presence"]["status"] == "online"
     await laptop.close()
-    offline = await b.wait_for("presence-update", where=lambda p: p["userId"] == alice.id and p["status"] == "offline")
+    offline = await b.wait_for(
+        "presence-update",
+        where=lambda p: p["userId"] == alice.id and p["status"] == "offline",
+    )
     assert offline[0]["lastSeen"]
     assert len(b.got("presence-update", where=lambda p: p["userId"] == alice.id)) == 2
 
@@ -292,12 +390,24 @@ async def test_outsiders_are_refused_and_learn_nothing(api, peers):
     await fence(api, m, mallory, own["id"])
     assert not m.got("new-message", where=lambda e: e["bamId"] == bam["id"])
     assert not m.got("notification") and not m.got("typing-status")
-    _, history = await api.request("GET", f"/bams/{bam['id']}/messages", token=alice.access, expect=200)
+    _, history = await api.request(
+        "GET", f"/bams/{bam['id']}/messages", token=alice.access, expect=200
+    )
     assert [x["content"] for x in history["results"]] == ["secret"]
 
 
 BAD_PAYLOADS = {
-    "join-bam": [None, [], {}, {"bamId": None}, {"bamId": []}, True, 1.5, "x" * 10000, {"bamId": "1", "since": []}],
+    "join-bam": [
+        None,
+        [],
+        {},
+        {"bamId": None},
+        {"bamId": []},
+        True,
+        1.5,
+        "x" * 10000,
+        {"bamId": "1", "since": []},
+    ],
     "leave-bam": [None, [], {}, {"bamId": {"$gt": 1}}, "abc"],
     "send-message": [
         None,
@@ -322,7 +432,9 @@ BAD_PAYLOADS = {
 }
 
 
-async def test_bad_input_gets_coded_acks_keeps_the_connection_and_stores_nothing(api, peers):
+async def test_bad_input_gets_coded_acks_keeps_the_connection_and_stores_nothing(
+    api, peers
+):
     alice, bob = await api.account(), await api.account()
     bam = await api.bam(alice, bob)
     a, b = await peers(alice), await peers(bob)
@@ -333,14 +445,20 @@ async def test_bad_input_gets_coded_acks_keeps_the_connection_and_stores_nothing
                 payload = {**payload, "bamId": bam["id"]}
             ack = await a.call(event, payload)
             assert ack["ok"] is False, (event, payload, ack)
-            assert ack["error"]["code"] in ("invalid", "not_found"), (event, payload, ack)
+            assert ack["error"]["code"] in ("invalid", "not_found"), (
+                event,
+                payload,
+                ack,
+            )
             assert ack["error"]["message"]
     assert (await a.call("no-such-event", {"x": 1}))["error"]["code"] == "invalid"
     assert (await a.call("send-message"))["error"]["code"] == "invalid"
     assert a.client.connected
     ok = await a.call("send-message", {"bamId": bam["id"], "content": "still here"})
     assert ok["ok"] is True
-    _, history = await api.request("GET", f"/bams/{bam['id']}/messages", token=bob.access, expect=200)
+    _, history = await api.request(
+        "GET", f"/bams/{bam['id']}/messages", token=bob.access, expect=200
+    )
     assert [m["content"] for m in history["results"]] == ["still here"]
     await b.wait_for("new-message")
     assert len(b.got("new-message")) == 1
@@ -349,7 +467,9 @@ async def test_bad_input_gets_coded_acks_keeps_the_connection_and_stores_nothing
 # -- transports -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]])
+@pytest.mark.parametrize(
+    "transports", [["websocket"], ["polling"], ["polling", "websocket"]]
+)
 async def test_every_transport_carries_the_contract(api, peers, transports):
     alice, bob = await api.account(), await api.account()
     bam = await api.bam(alice, bob)
@@ -361,3 +481,34 @@ async def test_every_transport_carries_the_contract(api, peers, transports):
     assert sent["ok"] is True
     if transports == ["polling", "websocket"]:
         assert b.client.transport() in ("polling", "websocket")
+
+
+# -- staff pushes ---------------------------------------------------------------
+
+
+async def test_staff_notify_and_broadcast_reach_sockets(api, peers, deployment):
+    staff_name = f"staff_{uuid.uuid4().hex[:6]}"
+    deployment.create_staff(staff_name)
+    staff = await api.login(staff_name)
+    alice, bob = await api.account(), await api.account()
+    a1, a2, b = await peers(alice), await peers(alice), await peers(bob)
+    _, answer = await api.request(
+        "POST",
+        "/websocket/notify",
+        token=staff.access,
+        json={"userId": alice.id, "data": {"title": "hi"}},
+        expect=200,
+    )
+    assert answer["online"] is True and answer["sockets"] == 2
+    for peer in (a1, a2):
+        assert (await peer.wait_for("notification"))[0] == {"title": "hi"}
+    _, answer = await api.request(
+        "POST",
+        "/websocket/broadcast",
+        token=staff.access,
+        json={"data": {"maintenance": "soon"}},
+        expect=200,
+    )
+    for peer in (a1, a2, b):
+        assert (await peer.wait_for("broadcast"))[0] == {"maintenance": "soon"}
+    assert not b.got("notification")

@@ -19,7 +19,9 @@ class Command(BaseCommand):
         from django.conf import settings
 
         if not settings.DEBUG:
-            raise CommandError("demo_accounts only runs with DJANGO_DEBUG=1: it sets a known password.")
+            raise CommandError(
+                "demo_accounts only runs with DJANGO_DEBUG=1: it sets a known password."
+            )
         User = get_user_model()
         users = []
         for name in DEMO_USERS:
@@ -35,6 +37,6 @@ class Command(BaseCommand):
             f"{DEMO_PASSWORD}): 'demo' (staff, admin at /admin/) and 'demo2', "
             "who share the BAM 'Demo BAM'.\n"
             "  Token:  curl -s -X POST http://127.0.0.1:8000/auth/token -H 'Content-Type: application/json' "
-            f"-d '{{\"username\": \"demo\", \"password\": \"{DEMO_PASSWORD}\"}}'\n"
+            f'-d \'{{"username": "demo", "password": "{DEMO_PASSWORD}"}}\'\n'
             "  API docs: http://127.0.0.1:8000/api/docs"
         )
