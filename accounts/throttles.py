@@ -8,11 +8,6 @@ from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
-# Defaults leave room for typos while making password guessing slow.
-DEFAULT_LIMITS = {
-    "username": (10, 300),  # 10 failures per username in 5 minutes
-    "address": (50, 300),  # 50 failures per client address in 5 minutes
-}
 
 
 def client_address(request) -> str:
@@ -31,7 +26,7 @@ class LoginLimit:
 
 
 def _limits() -> list[LoginLimit]:
-    configured = getattr(settings, "LOGIN_FAILURE_LIMITS", DEFAULT_LIMITS)
+    configured = settings.LOGIN_FAILURE_LIMITS
     return [LoginLimit(scope, *configured[scope]) for scope in ("username", "address")]
 
 

@@ -12,6 +12,7 @@ class RegisterView(generics.CreateAPIView):
     serializer_class = RegisterSerializer
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
+    throttle_scope = "register"  # per client address: anonymous callers
 
 
 class LoginView(TokenObtainPairView):

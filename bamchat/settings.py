@@ -126,7 +126,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Room for bursts: a full channel drops group messages, so keep it well above any
 # realistic backlog between two reads of the per-process listener.
 CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 100_000)
-CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER_BACKEND", "core")
+# Measured with bench/channel_layers.py: pub/sub delivers ~7x more events per second
+# with lower latency than the list-based core layer (README, "Channel layer").
+CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER_BACKEND", "pubsub")
 if REDIS_URL:
     if CHANNEL_LAYER_BACKEND == "pubsub":
         CHANNEL_LAYERS = {
@@ -201,10 +203,15 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "bamchat.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["bamchat.throttles.WriteRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "login_username": os.environ.get("LOGIN_RATE_USERNAME", "10/min"),
-        "login_address": os.environ.get("LOGIN_RATE_ADDRESS", "30/min"),
         "rest_write": os.environ.get("REST_WRITE_RATE", "300/min"),
+        "register": os.environ.get("REGISTER_RATE", "60/min"),
     },
+}
+
+# Failed logins allowed per window (count, seconds); successful logins never count.
+LOGIN_FAILURE_LIMITS = {
+    "username": (env_int("LOGIN_FAILURES_PER_USERNAME", 10), 300),
+    "address": (env_int("LOGIN_FAILURES_PER_ADDRESS", 50), 300),
 }
 
 SPECTACULAR_SETTINGS = {

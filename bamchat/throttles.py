@@ -2,6 +2,7 @@
 
 import logging
 
+from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 logger = logging.getLogger(__name__)
@@ -13,6 +14,10 @@ class WriteRateThrottle(ScopedRateThrottle):
     The data lives in the database, so an unreachable Redis must not turn writes
     into errors: the limit is skipped until the cache answers again.
     """
+
+    def get_rate(self):
+        # Read the rates now, not at import, so they follow settings changes.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
     def allow_request(self, request, view):
         if request.method in ("GET", "HEAD", "OPTIONS"):

@@ -158,6 +158,7 @@ def server_env(**extra: str) -> dict[str, str]:
         DJANGO_DEBUG="0",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="INFO",
+        REGISTER_RATE="100000/min",  # every test account comes from 127.0.0.1
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
@@ -199,11 +200,35 @@ class Deployment:
         migrate(self.env)
         self.servers: list[LiveServer] = []
 
+    def shell(self, code: str) -> None:
+        """Run Python against this deployment's database (``User`` is in scope)."""
+        subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from accounts.models import User\n" + code,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
     def create_staff(self, username: str, password: str = PASSWORD) -> None:
         """Create a staff superuser in this deployment's database."""
         subprocess.run(
-            [sys.executable, "manage.py", "createsuperuser", "--noinput",
-             "--username", username, "--email", f"{username}@example.com"],
+            [
+                sys.executable,
+                "manage.py",
+                "createsuperuser",
+                "--noinput",
+                "--username",
+                username,
+                "--email",
+                f"{username}@example.com",
+            ],
             cwd=ROOT,
             env={**self.env, "DJANGO_SUPERUSER_PASSWORD": password},
             check=True,

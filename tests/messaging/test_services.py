@@ -16,7 +16,9 @@ def pair():
 
 def test_bam_create_makes_owner_a_participant():
     owner, other = UserFactory(), UserFactory()
-    bam = services.bam_create(owner=owner, title="  Hello  ", participant_ids=[str(other.pk), other.pk])
+    bam = services.bam_create(
+        owner=owner, title="  Hello  ", participant_ids=[str(other.pk), other.pk]
+    )
     assert bam.title == "Hello"
     roles = dict(Membership.objects.filter(bam=bam).values_list("user_id", "role"))
     assert roles == {owner.pk: "owner", other.pk: "member"}
@@ -33,19 +35,30 @@ def test_bam_create_rejects_bad_participants_and_writes_nothing(ids):
 def test_message_sequence_is_per_bam_and_increasing(pair):
     owner, member, bam = pair
     other = BamFactory(owner=owner)
-    seqs = [services.message_create(bam_id=bam.pk, sender=owner, content=f"m{i}").seq for i in range(3)]
+    seqs = [
+        services.message_create(bam_id=bam.pk, sender=owner, content=f"m{i}").seq
+        for i in range(3)
+    ]
     assert seqs == [1, 2, 3]
     assert services.message_create(bam_id=other.pk, sender=owner, content="x").seq == 1
-    assert services.message_create(bam_id=str(bam.pk), sender=member, content="y").seq == 4
+    assert (
+        services.message_create(bam_id=str(bam.pk), sender=member, content="y").seq == 4
+    )
 
 
 def test_same_sender_and_temp_id_is_one_message(pair):
     owner, member, bam = pair
-    first = services.message_create(bam_id=bam.pk, sender=owner, content="hi", temp_id="t-1")
-    again = services.message_create(bam_id=bam.pk, sender=owner, content="hi again", temp_id="t-1")
+    first = services.message_create(
+        bam_id=bam.pk, sender=owner, content="hi", temp_id="t-1"
+    )
+    again = services.message_create(
+        bam_id=bam.pk, sender=owner, content="hi again", temp_id="t-1"
+    )
     assert first.created and not again.created
     assert again.pk == first.pk and again.content == "hi"
-    other = services.message_create(bam_id=bam.pk, sender=member, content="mine", temp_id="t-1")
+    other = services.message_create(
+        bam_id=bam.pk, sender=member, content="mine", temp_id="t-1"
+    )
     assert other.pk != first.pk
     assert Message.objects.count() == 2
 
@@ -77,7 +90,9 @@ def test_bad_input_is_invalid_and_writes_nothing(pair, kwargs, field):
 
 def test_content_is_trimmed_and_4000_characters_fit(pair):
     owner, _, bam = pair
-    message = services.message_create(bam_id=bam.pk, sender=owner, content="  " + "x" * 4000 + "\n")
+    message = services.message_create(
+        bam_id=bam.pk, sender=owner, content="  " + "x" * 4000 + "\n"
+    )
     assert message.content == "x" * 4000
 
 
@@ -85,9 +100,13 @@ def test_recipient_must_be_a_participant(pair):
     owner, member, bam = pair
     outsider = UserFactory()
     with pytest.raises(Invalid) as err:
-        services.message_create(bam_id=bam.pk, sender=owner, content="hi", to_user_id=outsider.pk)
+        services.message_create(
+            bam_id=bam.pk, sender=owner, content="hi", to_user_id=outsider.pk
+        )
     assert "toUserId" in err.value.fields
-    message = services.message_create(bam_id=bam.pk, sender=owner, content="hi", to_user_id=str(member.pk))
+    message = services.message_create(
+        bam_id=bam.pk, sender=owner, content="hi", to_user_id=str(member.pk)
+    )
     assert message.to_user_id == member.pk
 
 
@@ -106,13 +125,25 @@ def test_membership_rules(pair):
     newcomer = UserFactory()
     with pytest.raises(Forbidden):
         services.participant_add(bam_id=bam.pk, user=member, new_user_ids=[newcomer.pk])
-    services.participant_add(bam_id=bam.pk, user=owner, new_user_ids=[newcomer.pk, member.pk])
-    assert set(bam.memberships.values_list("user_id", flat=True)) == {owner.pk, member.pk, newcomer.pk}
+    services.participant_add(
+        bam_id=bam.pk, user=owner, new_user_ids=[newcomer.pk, member.pk]
+    )
+    assert set(bam.memberships.values_list("user_id", flat=True)) == {
+        owner.pk,
+        member.pk,
+        newcomer.pk,
+    }
     with pytest.raises(Forbidden):
-        services.participant_remove(bam_id=bam.pk, user=member, removed_user_id=newcomer.pk)
-    services.participant_remove(bam_id=bam.pk, user=member, removed_user_id=member.pk)  # leaving
+        services.participant_remove(
+            bam_id=bam.pk, user=member, removed_user_id=newcomer.pk
+        )
+    services.participant_remove(
+        bam_id=bam.pk, user=member, removed_user_id=member.pk
+    )  # leaving
     with pytest.raises(NotFound):
-        services.participant_remove(bam_id=bam.pk, user=member, removed_user_id=member.pk)
+        services.participant_remove(
+            bam_id=bam.pk, user=member, removed_user_id=member.pk
+        )
     with pytest.raises(Forbidden):
         services.participant_remove(bam_id=bam.pk, user=owner, removed_user_id=owner.pk)
     with pytest.raises(Forbidden):

@@ -41,8 +41,12 @@ def listening():
 def test_event_arrives_once_and_only_after_commit(listening):
     owner, bam, layer, channel = listening
     with transaction.atomic():
-        message = services.message_create(bam_id=bam.pk, sender=owner, content="hello", temp_id="a")
-        assert _drain(layer, channel) == [], "event left before the transaction committed"
+        message = services.message_create(
+            bam_id=bam.pk, sender=owner, content="hello", temp_id="a"
+        )
+        assert _drain(layer, channel) == [], (
+            "event left before the transaction committed"
+        )
     events = _drain(layer, channel)
     assert len(events) == 1
     event = events[0]
@@ -51,7 +55,11 @@ def test_event_arrives_once_and_only_after_commit(listening):
     assert payload["id"] == str(message.pk) and payload["bamId"] == str(bam.pk)
     assert payload["content"] == payload["text"] == "hello"
     assert payload["sender"] == {"id": str(owner.pk), "username": owner.username}
-    assert payload["tempId"] == "a" and payload["toUserId"] is None and payload["type"] == "text"
+    assert (
+        payload["tempId"] == "a"
+        and payload["toUserId"] is None
+        and payload["type"] == "text"
+    )
     assert payload["createdAt"].endswith("Z")
 
     services.message_create(bam_id=bam.pk, sender=owner, content="hello", temp_id="a")

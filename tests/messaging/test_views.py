@@ -21,10 +21,17 @@ def trio():
 def test_create_list_and_read_bams(rest, slash):
     owner, other = UserFactory(), UserFactory()
     as_user(rest, owner)
-    created = rest.post(f"/bams{slash}", {"title": "Trip", "participantIds": [str(other.pk)]}, format="json")
+    created = rest.post(
+        f"/bams{slash}",
+        {"title": "Trip", "participantIds": [str(other.pk)]},
+        format="json",
+    )
     assert created.status_code == 201, created.data
     assert created.data["ownerId"] == str(owner.pk)
-    assert {p["id"] for p in created.data["participants"]} == {str(owner.pk), str(other.pk)}
+    assert {p["id"] for p in created.data["participants"]} == {
+        str(owner.pk),
+        str(other.pk),
+    }
     listed = rest.get(f"/bams{slash}")
     assert listed.status_code == 200
     assert [b["id"] for b in listed.data["results"]] == [created.data["id"]]
@@ -54,10 +61,15 @@ def test_outsiders_get_404_never_403(rest, trio):
 def test_owner_renames_deletes_member_may_not(rest, trio):
     owner, member, _, bam = trio
     as_user(rest, member)
-    assert rest.patch(f"/bams/{bam.pk}/", {"title": "mine"}, format="json").status_code == 403
+    assert (
+        rest.patch(f"/bams/{bam.pk}/", {"title": "mine"}, format="json").status_code
+        == 403
+    )
     assert rest.delete(f"/bams/{bam.pk}").status_code == 403
     as_user(rest, owner)
-    assert rest.patch(f"/bams/{bam.pk}", {"title": ""}, format="json").status_code == 400
+    assert (
+        rest.patch(f"/bams/{bam.pk}", {"title": ""}, format="json").status_code == 400
+    )
     renamed = rest.patch(f"/bams/{bam.pk}", {"title": "Renamed"}, format="json")
     assert renamed.status_code == 200 and renamed.data["title"] == "Renamed"
     assert rest.delete(f"/bams/{bam.pk}/").status_code == 204
@@ -67,11 +79,25 @@ def test_owner_renames_deletes_member_may_not(rest, trio):
 def test_participants_add_and_remove(rest, trio):
     owner, member, outsider, bam = trio
     as_user(rest, member)
-    assert rest.post(f"/bams/{bam.pk}/participants", {"userId": str(outsider.pk)}, format="json").status_code == 403
+    assert (
+        rest.post(
+            f"/bams/{bam.pk}/participants", {"userId": str(outsider.pk)}, format="json"
+        ).status_code
+        == 403
+    )
     as_user(rest, owner)
-    assert rest.post(f"/bams/{bam.pk}/participants/", {}, format="json").status_code == 400
-    assert rest.post(f"/bams/{bam.pk}/participants", {"userId": "999999"}, format="json").status_code == 400
-    added = rest.post(f"/bams/{bam.pk}/participants", {"userId": str(outsider.pk)}, format="json")
+    assert (
+        rest.post(f"/bams/{bam.pk}/participants/", {}, format="json").status_code == 400
+    )
+    assert (
+        rest.post(
+            f"/bams/{bam.pk}/participants", {"userId": "999999"}, format="json"
+        ).status_code
+        == 400
+    )
+    added = rest.post(
+        f"/bams/{bam.pk}/participants", {"userId": str(outsider.pk)}, format="json"
+    )
     assert added.status_code == 201
     assert str(outsider.pk) in {p["id"] for p in added.data}
     as_user(rest, outsider)
@@ -83,15 +109,38 @@ def test_participants_add_and_remove(rest, trio):
 def test_post_message_with_text_or_content(rest, trio, slash):
     owner, member, _, bam = trio
     as_user(rest, owner)
-    resp = rest.post(f"/bams/{bam.pk}/messages{slash}", {"text": "hello", "toUserId": str(member.pk)}, format="json")
+    resp = rest.post(
+        f"/bams/{bam.pk}/messages{slash}",
+        {"text": "hello", "toUserId": str(member.pk)},
+        format="json",
+    )
     assert resp.status_code == 201, resp.data
     body = resp.data
     assert body["content"] == body["text"] == "hello"
     assert body["toUserId"] == str(member.pk) and body["bamId"] == str(bam.pk)
-    assert set(body) >= {"id", "bamId", "senderId", "sender", "toUserId", "content", "text", "type", "tempId", "createdAt"}
-    second = rest.post(f"/bams/{bam.pk}/messages{slash}", {"content": "there", "type": "system", "tempId": "x1"}, format="json")
+    assert set(body) >= {
+        "id",
+        "bamId",
+        "senderId",
+        "sender",
+        "toUserId",
+        "content",
+        "text",
+        "type",
+        "tempId",
+        "createdAt",
+    }
+    second = rest.post(
+        f"/bams/{bam.pk}/messages{slash}",
+        {"content": "there", "type": "system", "tempId": "x1"},
+        format="json",
+    )
     assert second.status_code == 201 and second.data["type"] == "system"
-    again = rest.post(f"/bams/{bam.pk}/messages{slash}", {"content": "there", "tempId": "x1"}, format="json")
+    again = rest.post(
+        f"/bams/{bam.pk}/messages{slash}",
+        {"content": "there", "tempId": "x1"},
+        format="json",
+    )
     assert again.status_code == 200 and again.data["id"] == second.data["id"]
 
 
@@ -120,7 +169,9 @@ def test_bad_message_bodies_get_field_errors_and_write_nothing(rest, trio, body,
 def test_garbage_json_is_a_400_not_a_500(rest, trio):
     owner, _, _, bam = trio
     as_user(rest, owner)
-    resp = rest.generic("POST", f"/bams/{bam.pk}/messages", "{not json", content_type="application/json")
+    resp = rest.generic(
+        "POST", f"/bams/{bam.pk}/messages", "{not json", content_type="application/json"
+    )
     assert resp.status_code == 400
     resp = rest.post("/bams", ["a", "list"], format="json")
     assert resp.status_code == 400
@@ -129,7 +180,12 @@ def test_garbage_json_is_a_400_not_a_500(rest, trio):
 def test_history_is_newest_first_cursor_paginated_and_after_is_in_order(rest, trio):
     owner, member, _, bam = trio
     as_user(rest, owner)
-    ids = [rest.post(f"/bams/{bam.pk}/messages", {"text": f"m{i}"}, format="json").data["id"] for i in range(7)]
+    ids = [
+        rest.post(f"/bams/{bam.pk}/messages", {"text": f"m{i}"}, format="json").data[
+            "id"
+        ]
+        for i in range(7)
+    ]
     page1 = rest.get(f"/bams/{bam.pk}/messages?limit=3")
     assert [m["id"] for m in page1.data["results"]] == ids[::-1][:3]
     page2 = rest.get(page1.data["next"])
@@ -154,3 +210,29 @@ def test_schema_and_docs_are_served(rest):
 def test_anonymous_gets_401(rest):
     assert rest.get("/bams").status_code == 401
     assert rest.post("/bams", {"title": "x"}, format="json").status_code == 401
+
+
+def test_rest_writes_are_rate_limited_with_retry_after(rest, trio, settings):
+    owner, _, _, bam = trio
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "rest_write": "3/min"}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": rates,
+    }
+    from django.core.cache import cache
+
+    cache.clear()
+    as_user(rest, owner)
+    codes = [
+        rest.post(
+            f"/bams/{bam.pk}/messages", {"text": f"m{i}"}, format="json"
+        ).status_code
+        for i in range(4)
+    ]
+    assert codes == [201, 201, 201, 429]
+    blocked = rest.post(f"/bams/{bam.pk}/messages", {"text": "again"}, format="json")
+    assert blocked.status_code == 429 and int(blocked["Retry-After"]) > 0
+    assert (
+        rest.get(f"/bams/{bam.pk}/messages").status_code == 200
+    )  # reads are not limited
+    assert Message.objects.count() == 3

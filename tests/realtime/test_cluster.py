@@ -14,12 +14,15 @@ import uuid
 import pytest
 import pytest_asyncio
 import redis
+import socketio
 
 from tests.live import Api, Deployment, Peer, ci, service_reachable
 
 pytestmark = pytest.mark.services
 
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 FAST_LIFE = {"REALTIME_HEARTBEAT_INTERVAL_S": "1", "REALTIME_PROCESS_DEAD_AFTER_S": "5"}
 
@@ -108,7 +111,9 @@ async def test_room_events_typing_presence_and_notifications_cross_processes(nod
     await c.call("join-bam", bam["id"])
     await a.call("join-bam", bam["id"])
     for peer in (b, c):
-        joined = await peer.wait_for("user-joined-bam", where=lambda e: e["userId"] == alice.id)
+        joined = await peer.wait_for(
+            "user-joined-bam", where=lambda e: e["userId"] == alice.id
+        )
         assert len(joined) == 1
     await a.call("typing-start", bam["id"])
     await a.call("typing-start", bam["id"])
@@ -164,7 +169,11 @@ async def test_staff_broadcast_and_notify_reach_every_process(nodes, cluster):
     peers = [await connect(user, node) for node, user in enumerate(users)]
     extra = await connect(users[0], 2)
     await apis[1].request(
-        "POST", "/websocket/broadcast", token=staff.access, json={"data": {"n": 1}}, expect=200
+        "POST",
+        "/websocket/broadcast",
+        token=staff.access,
+        json={"data": {"n": 1}},
+        expect=200,
     )
     for peer in [*peers, extra]:
         assert (await peer.wait_for("broadcast"))[0] == {"n": 1}
@@ -198,7 +207,10 @@ async def test_killed_process_is_reaped_and_its_clients_catch_up(nodes, cluster)
     await victim.wait_for("new-message", where=lambda m: m["id"] == seen["id"])
 
     doomed.kill()
-    missed = [await apis[1].post_message(alice, bam["id"], f"while down {i}") for i in range(3)]
+    missed = [
+        await apis[1].post_message(alice, bam["id"], f"while down {i}")
+        for i in range(3)
+    ]
     offline = await watcher.wait_for(
         "presence-update",
         where=lambda p: p["userId"] == bob.id and p["status"] == "offline",
@@ -238,8 +250,17 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -266,7 +287,9 @@ def private_redis():
 
 async def test_redis_restart_keeps_rest_writes_and_realtime_resumes(private_redis):
     require("PostgreSQL", service_reachable("127.0.0.1", 5432))
-    deployment = Deployment(database_url=PG_URL, redis_url=private_redis.url, **FAST_LIFE)
+    deployment = Deployment(
+        database_url=PG_URL, redis_url=private_redis.url, **FAST_LIFE
+    )
     try:
         one, two = deployment.start_server("R1"), deployment.start_server("R2")
         api1, api2 = Api(one.url), Api(two.url)
@@ -281,7 +304,9 @@ async def test_redis_restart_keeps_rest_writes_and_realtime_resumes(private_redi
         await b.wait_for("new-message", where=lambda m: m["id"] == first["id"])
 
         private_redis.stop()
-        during = [await api1.post_message(alice, bam["id"], f"during {i}") for i in range(5)]
+        during = [
+            await api1.post_message(alice, bam["id"], f"during {i}") for i in range(5)
+        ]
         private_redis.start()
 
         # Realtime resumes by itself: keep writing until a fresh message gets through.
@@ -289,12 +314,18 @@ async def test_redis_restart_keeps_rest_writes_and_realtime_resumes(private_redi
         for attempt in range(40):
             after = await api1.post_message(alice, bam["id"], f"after {attempt}")
             try:
-                await b.wait_for("new-message", where=lambda m, i=after["id"]: m["id"] == i, timeout=1)
+                await b.wait_for(
+                    "new-message",
+                    where=lambda m, i=after["id"]: m["id"] == i,
+                    timeout=1,
+                )
                 break
             except AssertionError:
                 continue
         else:
-            pytest.fail(f"realtime did not resume after Redis came back:\n{one.log()}\n{two.log()}")
+            pytest.fail(
+                f"realtime did not resume after Redis came back:\n{one.log()}\n{two.log()}"
+            )
         # Missed messages were filled in from the database, in order, once each.
         got = [m["id"] for m in b.got("new-message")]
         assert len(got) == len(set(got)), "a message was delivered twice"
@@ -315,3 +346,37 @@ async def test_redis_restart_keeps_rest_writes_and_realtime_resumes(private_redi
         await api2.close()
     finally:
         deployment.close()
+
+
+async def test_removed_or_deactivated_users_lose_access_on_every_process(
+    nodes, cluster
+):
+    apis, connect = nodes
+    alice, bob, carol = [await apis[0].account() for _ in range(3)]
+    bam = await apis[0].bam(alice, bob, carol)
+    side = await apis[0].bam(alice, bob)
+    b = await connect(bob, 1)
+    c = await connect(carol, 2)
+    await b.call("join-bam", bam["id"])
+    await b.call("join-bam", side["id"])
+    await c.call("join-bam", bam["id"])
+    await apis[0].request(
+        "DELETE",
+        f"/bams/{bam['id']}/participants/{bob.id}",
+        token=alice.access,
+        expect=204,
+    )
+    await apis[0].post_message(alice, bam["id"], "bob is gone")
+    await c.wait_for("new-message", where=lambda m: m["content"] == "bob is gone")
+    marker = await apis[2].post_message(alice, side["id"], "fence")
+    await b.wait_for("new-message", where=lambda m: m["id"] == marker["id"])
+    assert not b.got("new-message", where=lambda m: m["bamId"] == bam["id"])
+    assert (await b.call("typing-start", bam["id"]))["error"]["code"] == "not_found"
+    await apis[1].request(
+        "GET", f"/bams/{bam['id']}/messages", token=bob.access, expect=404
+    )
+
+    cluster.shell(f"u = User.objects.get(pk={carol.id}); u.is_active = False; u.save()")
+    await asyncio.wait_for(c.disconnected.wait(), 15)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await connect(carol, 0)
