@@ -2,7 +2,7 @@ from django.contrib.auth.models import AbstractUser
 
 
 class User(AbstractUser):
-    """A person who takes part in BAMs; custom from the first migration so it can grow."""
+    """A person who takes part in BAMs (custom from the first migration)."""
 
     class Meta:
         db_table = "accounts_user"

@@ -6,7 +6,9 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 
-@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.deactivated")
+@receiver(
+    post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.deactivated"
+)
 def user_deactivated(sender, instance, created: bool, **kwargs) -> None:
     """An inactive account keeps no socket: disconnect them after commit."""
     if created or instance.is_active or kwargs.get("raw"):

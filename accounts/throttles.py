@@ -9,9 +9,8 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 
-
 def client_address(request) -> str:
-    """The address the request came from (the peer; proxies set REMOTE_ADDR upstream)."""
+    """The address the request came from (the peer as REMOTE_ADDR gives it)."""
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
@@ -57,5 +56,7 @@ def login_failure_record(*, username: str, address: str) -> None:
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, timeout=limit.window_s)
         except Exception as exc:
-            logger.warning("Login limiter cache unreachable (%s); failure not counted", exc)
+            logger.warning(
+                "Login limiter cache unreachable (%s); failure not counted", exc
+            )
             return

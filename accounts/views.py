@@ -16,7 +16,7 @@ class RegisterView(generics.CreateAPIView):
 
 
 class LoginView(TokenObtainPairView):
-    """Exchange username and password for an access/refresh pair; failures are limited."""
+    """Exchange username and password for a token pair; failures are limited."""
 
     authentication_classes = []
 

@@ -151,7 +151,8 @@ if REDIS_URL:
         }
     else:
         raise ImproperlyConfigured(
-            f"CHANNEL_LAYER_BACKEND must be 'core' or 'pubsub', got {CHANNEL_LAYER_BACKEND!r}."
+            f"CHANNEL_LAYER_BACKEND must be 'core' or 'pubsub', "
+            f"got {CHANNEL_LAYER_BACKEND!r}."
         )
     CACHES = {
         "default": {
@@ -172,7 +173,8 @@ else:
 # --- Auth -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {
-        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
     },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -216,7 +218,7 @@ LOGIN_FAILURE_LIMITS = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "BAM Chat API",
-    "DESCRIPTION": "REST side of BAM Chat; realtime events are served over Socket.IO at /socket.io/.",
+    "DESCRIPTION": "REST side of BAM Chat; realtime events travel over Socket.IO.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

@@ -1,4 +1,4 @@
-"""Compare channels-redis RedisChannelLayer and RedisPubSubChannelLayer as BAM Chat uses them.
+"""Compare channels-redis's core and pub/sub layers as BAM Chat uses them.
 
 Three receiver processes (standing in for three daphne processes) each put one
 channel in a BAM group; one sender process does ``group_send`` to that group, as
@@ -64,7 +64,12 @@ def sender(kind: str, url: str, messages: int, rate: float | None) -> float:
                 delay = target - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            payload = {"type": "realtime.event", "method": "emit", "seq": i, "sent": time.time()}
+            payload = {
+                "type": "realtime.event",
+                "method": "emit",
+                "seq": i,
+                "sent": time.time(),
+            }
             payload["data"] = ["x" * 300]
             await layer.group_send(GROUP, payload)
         return time.monotonic() - started
@@ -75,7 +80,10 @@ def sender(kind: str, url: str, messages: int, rate: float | None) -> float:
 def measure(kind: str, url: str, messages: int, rate: float | None) -> dict:
     ctx = mp.get_context("spawn")
     ready, out = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=receiver, args=(kind, url, messages, ready, out)) for _ in range(RECEIVERS)]
+    procs = [
+        ctx.Process(target=receiver, args=(kind, url, messages, ready, out))
+        for _ in range(RECEIVERS)
+    ]
     for p in procs:
         p.start()
     for _ in procs:
@@ -95,27 +103,47 @@ def measure(kind: str, url: str, messages: int, rate: float | None) -> dict:
         "deliveries/s": delivered / elapsed,
         "send ms/msg": send_s * 1000 / messages,
         "p50 ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
-        "p99 ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan"),
+        "p99 ms": latencies[int(len(latencies) * 0.99) - 1] * 1000
+        if latencies
+        else float("nan"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=3000)
-    parser.add_argument("--rate", type=float, default=1000, help="events/s for the latency run")
-    parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"))
+    parser.add_argument(
+        "--rate", type=float, default=1000, help="events/s for the latency run"
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+    )
     args = parser.parse_args()
-    if not args.redis.startswith(("redis://127.0.0.1", "redis://localhost", "redis://[::1]")):
+    if not args.redis.startswith(
+        ("redis://127.0.0.1", "redis://localhost", "redis://[::1]")
+    ):
         sys.exit("Only a loopback Redis may be benchmarked.")
     rows = []
     for kind in BACKENDS:
         rows.append(measure(kind, args.redis, args.messages, None))
-        rows.append(measure(kind, args.redis, min(args.messages, int(args.rate * 3)), args.rate))
-    cols = ["layer", "mode", "delivered", "deliveries/s", "send ms/msg", "p50 ms", "p99 ms"]
+        rows.append(
+            measure(kind, args.redis, min(args.messages, int(args.rate * 3)), args.rate)
+        )
+    cols = [
+        "layer",
+        "mode",
+        "delivered",
+        "deliveries/s",
+        "send ms/msg",
+        "p50 ms",
+        "p99 ms",
+    ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for row in rows:
-        cells = [f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
+        cells = [
+            f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols
+        ]
         print("| " + " | ".join(cells) + " |")
 
 

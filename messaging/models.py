@@ -77,7 +77,8 @@ class Message(models.Model):
     )
     content = models.TextField(max_length=CONTENT_MAX_CHARS)
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.TEXT)
-    temp_id = models.CharField(max_length=TEMP_ID_MAX_CHARS, null=True, blank=True)
+    # NULL, not "": messages without a tempId stay out of the unique pair.
+    temp_id = models.CharField(max_length=TEMP_ID_MAX_CHARS, null=True, blank=True)  # noqa: DJ001
     seq = models.BigIntegerField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

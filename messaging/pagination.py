@@ -2,7 +2,7 @@ from rest_framework.pagination import CursorPagination
 
 
 class MessageHistoryPagination(CursorPagination):
-    """History pages, newest first; with ``?after=<messageId>`` oldest first (catch-up)."""
+    """History pages, newest first; with ``?after=<messageId>``, oldest first."""
 
     page_size = 50
     page_size_query_param = "limit"

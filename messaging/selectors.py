@@ -7,7 +7,7 @@ from messaging.models import Bam, Membership, Message
 
 
 def parse_id(raw, *, what: str = "id") -> int:
-    """Turn a client-supplied id (string or integer) into a positive int, or raise NotFound."""
+    """A client-supplied id (string or integer) as a positive int, or NotFound."""
     if isinstance(raw, bool):
         raise NotFound(f"No such {what}.")
     if isinstance(raw, int):
@@ -31,7 +31,7 @@ def bam_list_for_user(*, user) -> QuerySet[Bam]:
 
 
 def bam_get_for_participant(*, bam_id, user) -> Bam:
-    """The BAM if the user takes part in it; NotFound otherwise (existence is not disclosed)."""
+    """The BAM if the user takes part in it; NotFound otherwise (never Forbidden)."""
     pk = parse_id(bam_id, what="BAM")
     bam = (
         Bam.objects.filter(pk=pk, memberships__user=user)
@@ -49,7 +49,7 @@ def is_participant(*, bam_id: int, user_id: int) -> bool:
 
 
 def bam_last_seq_for(*, bam_id: int, user_id: int) -> int | None:
-    """The BAM's last message sequence number if the user takes part in it, else None."""
+    """The BAM's last sequence number if the user takes part in it, else None."""
     return (
         Bam.objects.filter(pk=bam_id, memberships__user_id=user_id)
         .values_list("last_seq", flat=True)
@@ -65,7 +65,7 @@ def participant_ids(*, bam_id: int) -> list[int]:
 
 
 def co_participant_ids(*, user_id: int) -> list[int]:
-    """Ids of every user who shares at least one BAM with the user (the user included)."""
+    """Ids of every user who shares a BAM with the user (the user included)."""
     bam_ids = Membership.objects.filter(user_id=user_id).values("bam_id")
     ids = set(
         Membership.objects.filter(bam_id__in=bam_ids).values_list("user_id", flat=True)

@@ -56,7 +56,7 @@ class StrictCharField(serializers.CharField):
 
 
 class MessageCreateSerializer(serializers.Serializer):
-    """Body of POST /bams/{id}/messages: ``text`` or ``content`` and the optional fields."""
+    """Body of POST /bams/{id}/messages: ``text`` or ``content``, and options."""
 
     text = StrictCharField(
         required=False,

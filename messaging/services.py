@@ -64,7 +64,7 @@ def clean_type(value) -> str:
 
 
 def clean_temp_id(value) -> str | None:
-    """Client deduplication id: a short string (an integer is taken as its decimal form)."""
+    """Client deduplication id: a short string (an integer becomes its digits)."""
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -134,7 +134,7 @@ def bam_rename(*, bam_id, user, title) -> Bam:
 
 @transaction.atomic
 def bam_delete(*, bam_id, user) -> None:
-    """Delete a BAM with its messages; owner only. Its members' sockets leave the room."""
+    """Delete a BAM with its messages (owner only); its sockets leave the room."""
     from realtime.events import bam_members_removed
 
     bam = bam_get_for_participant(bam_id=bam_id, user=user)
@@ -189,7 +189,7 @@ def participant_remove(*, bam_id, user, removed_user_id) -> None:
 def message_create(
     *, bam_id, sender, content, type=None, temp_id=None, to_user_id=None
 ) -> Message:
-    """Store a message from a participant; the same sender and tempId give the same message.
+    """Store a participant's message; one (sender, tempId) pair is one message.
 
     The message gets the BAM's next sequence number inside the write transaction.
     A repeated (sender, tempId) returns the message stored the first time, with

@@ -9,7 +9,7 @@ from messaging.models import Message
 
 @receiver(post_save, sender=Message, dispatch_uid="messaging.message_created")
 def message_created(sender, instance: Message, created: bool, **kwargs) -> None:
-    """Queue the ``new-message`` event for after commit; rolled-back writes announce nothing."""
+    """Queue ``new-message`` for after commit; a rollback announces nothing."""
     if not created or kwargs.get("raw"):
         return
     from realtime.events import message_created_publish

@@ -26,7 +26,7 @@ class SocketIdentity:
 
 
 def token_from_handshake(environ: dict, auth) -> str | None:
-    """The token from ``auth.token``, else ``Authorization: Bearer``, else ``?token=``."""
+    """The token from ``auth.token``, else the Bearer header, else ``?token=``."""
     if isinstance(auth, dict) and auth.get("token") is not None:
         token = auth["token"]
         if not isinstance(token, str):

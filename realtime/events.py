@@ -144,7 +144,7 @@ def message_created_publish(message) -> None:
 def presence_publish(
     *, user_id: int, status: str, last_seen, audience: list[int]
 ) -> None:
-    """Announce a presence change to the user's own sockets and their co-participants."""
+    """Announce a presence change to the user's sockets and co-participants."""
     payload = {
         "userId": str(user_id),
         "status": status,

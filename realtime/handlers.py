@@ -99,7 +99,7 @@ def register(sio) -> None:
             return
         if current != state.transport:
             state.transport = current
-            asyncio.ensure_future(
+            sio.background(
                 database_sync_to_async(services.connection_set_transport)(
                     sid=sid, transport=current
                 )
@@ -143,7 +143,7 @@ def register(sio) -> None:
             raise Refused("Server error; retry.", {"code": "internal"}) from None
         loop = asyncio.get_running_loop()
         state.expiry_timer = loop.call_later(
-            remaining, lambda: asyncio.ensure_future(_expire(sid))
+            remaining, lambda: sio.background(_expire(sid))
         )
 
     def _new_state(identity, transport):
@@ -198,7 +198,7 @@ def register(sio) -> None:
         except Exception:
             logger.exception("Could not forget connection %s; the reaper will", sid)
 
-    # -- client events ----------------------------------------------------------------------
+    # -- client events ----------------------------------------------------------------
     @client_event("join-bam", limit="join-bam")
     async def join_bam(sid, state, payload):
         bam_id = _bam_id_of(payload)

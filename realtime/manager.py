@@ -48,7 +48,7 @@ class ChannelLayerManager(AsyncPubSubManager):
         # room -> sequence number of the last message delivered to it here
         self._room_seq: dict[str, int] = {}
 
-    # -- publishing ---------------------------------------------------------------
+    # -- publishing -------------------------------------------------------------------
     def _layer(self):
         return get_channel_layer(self.alias)
 
@@ -62,9 +62,9 @@ class ChannelLayerManager(AsyncPubSubManager):
         except Exception as exc:
             self._mark_down(exc)
 
-    # -- listening ------------------------------------------------------------------
+    # -- listening --------------------------------------------------------------------
     async def _thread(self):
-        """Run the listener for the life of the process, restarting it if it ever stops."""
+        """Run the listener for the life of the process; restart it if it stops."""
         while True:
             self.listener_running = True
             try:
@@ -143,7 +143,7 @@ class ChannelLayerManager(AsyncPubSubManager):
             await layer.group_add(group, self.channel_name)
         self._groups = wanted
 
-    # -- BAM room groups ------------------------------------------------------------
+    # -- BAM room groups --------------------------------------------------------------
     async def _sync_group(self, room: str) -> None:
         """Be in a BAM's group exactly while a local socket is in its room."""
         if not is_bam_room(room) or self.channel_name is None:
@@ -186,7 +186,7 @@ class ChannelLayerManager(AsyncPubSubManager):
             self._replay_drop(sid, room)
             await self._sync_group(room)
 
-    # -- local delivery -----------------------------------------------------------------
+    # -- local delivery ---------------------------------------------------------------
     async def _handle_emit(self, message):
         room = message.get("room")
         if message.get("event") == "new-message" and is_bam_room(room):
@@ -304,13 +304,13 @@ class ChannelLayerManager(AsyncPubSubManager):
         "disconnect_sids": _disconnect_sids,
     }
 
-    # -- history replay on join ------------------------------------------------------------
+    # -- history replay on join -------------------------------------------------------
     def replay_begin(self, sid: str, room: str) -> None:
-        """Hold live ``new-message`` events for this socket while its history is replayed."""
+        """Hold live ``new-message``s for this socket while its history replays."""
         self._replaying.setdefault(room, {})[sid] = []
 
     async def replay_end(self, sid: str, room: str, last_seq: int) -> int:
-        """Release held events newer than the replayed history, in order; return how many."""
+        """Send held events newer than the replayed history, in order; count them."""
         held = self._replay_drop(sid, room) or []
         fresh = sorted(
             (p for p in held if int(p.get("seq", 0)) > last_seq),

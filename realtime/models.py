@@ -5,7 +5,7 @@ from django.db import models
 
 
 class ServerProcess(models.Model):
-    """One running server process; it beats regularly, survivors reap the silent ones."""
+    """One running server process; it beats, and survivors reap silent ones."""
 
     id = models.CharField(primary_key=True, max_length=64)
     host = models.CharField(max_length=255)
@@ -49,7 +49,7 @@ class Connection(models.Model):
 
 
 class RoomMember(models.Model):
-    """A connection that joined a BAM's room: the shared answer to "who is online in it"."""
+    """A connection in a BAM's room: the shared answer to "who is online"."""
 
     connection = models.ForeignKey(
         Connection, on_delete=models.CASCADE, related_name="rooms"
@@ -69,6 +69,9 @@ class RoomMember(models.Model):
             )
         ]
         indexes = [models.Index(fields=["bam", "user"])]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} in bam-{self.bam_id}"
 
 
 class Presence(models.Model):

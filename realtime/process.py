@@ -66,7 +66,7 @@ class ProcessLife:
                 self.last_error = str(exc)
 
     async def on_beat(self) -> None:
-        """Hook run after each heartbeat (the server refreshes its layer groups here)."""
+        """Hook run after each heartbeat (the server refreshes its groups here)."""
 
     @property
     def running(self) -> bool:

@@ -1,4 +1,4 @@
-"""Per-user token buckets for client events; shared through Redis when REDIS_URL is set."""
+"""Per-user token buckets for client events; in Redis when REDIS_URL is set."""
 
 import asyncio
 import logging
@@ -8,7 +8,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] bucket; ARGV: burst, rate per s, now (s), cost. Returns {allowed, retry_after_ms}.
+# KEYS[1] bucket; ARGV: burst, rate/s, now (s). Returns {allowed, retry_after_ms}.
 _TOKEN_BUCKET_LUA = """
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -77,7 +77,7 @@ class RedisBuckets:
 
 
 class RateLimiter:
-    """Decides whether a user may do an action now, per the REALTIME RATE_LIMITS setting."""
+    """Whether a user may act now, per the REALTIME["RATE_LIMITS"] setting."""
 
     def __init__(self) -> None:
         url = getattr(settings, "REDIS_URL", "")

@@ -6,7 +6,7 @@ BROADCAST_EVENTS = ("broadcast", "announcement", "system-alert")
 
 
 class NotifySerializer(serializers.Serializer):
-    userId = serializers.CharField(max_length=20)  # noqa: N815
+    userId = serializers.CharField(max_length=20)
     event = serializers.ChoiceField(choices=NOTIFY_EVENTS, default="notification")
     data = serializers.JSONField()
 

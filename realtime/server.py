@@ -1,5 +1,6 @@
-"""The Socket.IO server of this process: engine settings, per-socket state, lifecycle."""
+"""This process's Socket.IO server: engine settings, sockets' state, lifecycle."""
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ class SocketState:
 
 
 class BamSocketServer(socketio.AsyncServer):
-    """AsyncServer with the channel-layer manager, sockets' state and process lifecycle."""
+    """AsyncServer with the layer manager, sockets' state and process lifecycle."""
 
     def __init__(self) -> None:
         origins = settings.CORS_ALLOWED_ORIGINS or None  # None: same origin only
@@ -49,6 +50,14 @@ class BamSocketServer(socketio.AsyncServer):
         self.process.on_beat = self._on_beat
         self.limiter = RateLimiter()
         self.typing = TypingTracker(self)
+        self._background: set[asyncio.Task] = set()
+
+    def background(self, coro) -> asyncio.Task:
+        """Run a coroutine as a task this server keeps a reference to until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _on_beat(self) -> None:
         # Group memberships can expire (channels-redis group_expiry) or vanish with

@@ -61,7 +61,7 @@ def connection_open(
 
 
 def _forget_sockets(user_id: int, sids: list[str]) -> bool:
-    """Delete the sockets; when the user has none left, go offline. True if offline now."""
+    """Delete the sockets; with none left the user goes offline (returns True)."""
     presence = _presence_locked(user_id)
     Connection.objects.filter(sid__in=sids).delete()
     if Connection.objects.filter(user_id=user_id).exists():
@@ -76,7 +76,7 @@ def _forget_sockets(user_id: int, sids: list[str]) -> bool:
 
 @transaction.atomic
 def connection_close(*, sid: str, user_id: int) -> bool:
-    """Forget a socket; when it was the user's last, they go offline. True if offline now."""
+    """Forget a socket; after the user's last they go offline (returns True)."""
     return _forget_sockets(user_id, [sid])
 
 

@@ -16,7 +16,7 @@ class _Typing:
 
 
 class TypingTracker:
-    """Emits ``typing-status`` once per state change; renewals only push the expiry back."""
+    """One ``typing-status`` per state change; renewals only push expiry back."""
 
     def __init__(self, server) -> None:
         self._server = server
@@ -52,7 +52,7 @@ class TypingTracker:
     def _expire(self, key) -> None:
         current = self._state.pop(key, None)
         if current is not None:
-            asyncio.ensure_future(
+            self._server.background(
                 self._announce(key, current.username, current.sid, False)
             )
 

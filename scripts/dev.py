@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set up and run BAM Chat: ``serve`` (the embedded default) or ``test`` (the whole suite).
+"""Set up and run BAM Chat: ``serve`` (embedded default) or ``test`` (all tests).
 
 Needs only Python 3.11+. Creates ``.venv`` beside the project, installs the pinned
 dependencies (again only when pyproject.toml changed), and for ``test`` installs
@@ -31,8 +31,10 @@ def run(*cmd, env=None, cwd=ROOT) -> None:
 
 def ensure_venv(extras: str) -> None:
     """Create the virtualenv and install the project (with ``extras``) when needed."""
-    if sys.version_info < (3, 11):
-        sys.exit(f"BAM Chat needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs under any python3, pre-venv
+        sys.exit(
+            f"BAM Chat needs Python 3.11 or newer; this is {sys.version.split()[0]}."
+        )
     if not PYTHON.exists():
         print(f"Creating virtualenv in {VENV} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -48,8 +50,11 @@ def ensure_venv(extras: str) -> None:
 
 
 def ensure_js_client() -> None:
-    """Install the official socket.io-client for the JS suite when Node and npm exist."""
-    if not (shutil.which("node") and shutil.which("npm")) or not (JS_DIR / "package.json").exists():
+    """Install the official socket.io-client for the JS suite when Node exists."""
+    if (
+        not (shutil.which("node") and shutil.which("npm"))
+        or not (JS_DIR / "package.json").exists()
+    ):
         return
     lock = JS_DIR / "package-lock.json"
     stamp = JS_DIR / "node_modules" / ".installed"
@@ -63,7 +68,7 @@ def ensure_js_client() -> None:
 
 
 def serve() -> None:
-    """Migrate, create the demo accounts and serve on http://127.0.0.1:8000 with daphne."""
+    """Migrate, create the demo accounts, serve http://127.0.0.1:8000 (daphne)."""
     ensure_venv("")
     env = {**os.environ, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1")}
     run(PYTHON, "manage.py", "migrate", "--no-input", "-v", "0", env=env)
@@ -71,7 +76,11 @@ def serve() -> None:
     print("Serving BAM Chat on http://127.0.0.1:8000 (Ctrl-C stops it)", flush=True)
     os.chdir(ROOT)
     daphne = BIN / "daphne"
-    os.execve(str(daphne), [str(daphne), "-b", "127.0.0.1", "-p", "8000", "bamchat.asgi:application"], env)
+    os.execve(
+        str(daphne),
+        [str(daphne), "-b", "127.0.0.1", "-p", "8000", "bamchat.asgi:application"],
+        env,
+    )
 
 
 def test(args: list[str]) -> None:

@@ -392,7 +392,7 @@ class Peer:
     async def wait_for(
         self, event: str, count: int = 1, where=None, timeout: float = EVENT_TIMEOUT_S
     ) -> list:
-        """Wait until ``count`` ``event``s (matching ``where``) have arrived; return them."""
+        """Wait for ``count`` ``event``s (matching ``where``); return them."""
 
         def matching():
             return [e for e in self.events[event] if where is None or where(e)]
@@ -405,7 +405,8 @@ class Peer:
             await asyncio.wait_for(arrived(), timeout)
         except TimeoutError:
             raise AssertionError(
-                f"{count} {event!r} event(s) did not arrive within {timeout}s; got {matching()!r}; "
+                f"{count} {event!r} event(s) did not arrive within {timeout}s; "
+                f"got {matching()!r}; "
                 f"all events: { {k: len(v) for k, v in self.events.items()} }"
             ) from None
         return matching()

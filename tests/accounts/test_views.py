@@ -12,7 +12,9 @@ def _clear_cache():
 
 
 def test_register_creates_account_and_hides_password(rest):
-    resp = rest.post("/auth/register", {"username": "ann", "password": PASSWORD}, format="json")
+    resp = rest.post(
+        "/auth/register", {"username": "ann", "password": PASSWORD}, format="json"
+    )
     assert resp.status_code == 201, resp.data
     assert resp.data["username"] == "ann"
     assert isinstance(resp.data["id"], str)
@@ -30,15 +32,23 @@ def test_register_rejects_weak_password_and_duplicate(rest, path):
 
 def test_token_refresh_and_me(rest):
     user = UserFactory()
-    pair = rest.post("/auth/token", {"username": user.username, "password": PASSWORD}, format="json")
+    pair = rest.post(
+        "/auth/token", {"username": user.username, "password": PASSWORD}, format="json"
+    )
     assert pair.status_code == 200
-    refreshed = rest.post("/auth/token/refresh/", {"refresh": pair.data["refresh"]}, format="json")
+    refreshed = rest.post(
+        "/auth/token/refresh/", {"refresh": pair.data["refresh"]}, format="json"
+    )
     assert refreshed.status_code == 200 and "access" in refreshed.data
     rest.credentials(HTTP_AUTHORIZATION=f"Bearer {refreshed.data['access']}")
     me = rest.get("/auth/me")
     assert me.status_code == 200
     assert me.data["id"] == str(user.pk)
-    assert me.data["presence"] == {"status": "offline", "online": False, "lastSeen": None}
+    assert me.data["presence"] == {
+        "status": "offline",
+        "online": False,
+        "lastSeen": None,
+    }
 
 
 def test_me_requires_credentials_with_bearer_challenge(rest):
@@ -49,32 +59,52 @@ def test_me_requires_credentials_with_bearer_challenge(rest):
 
 def test_refresh_token_is_not_an_access_token(rest):
     user = UserFactory()
-    pair = rest.post("/auth/token", {"username": user.username, "password": PASSWORD}, format="json")
+    pair = rest.post(
+        "/auth/token", {"username": user.username, "password": PASSWORD}, format="json"
+    )
     rest.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.data['refresh']}")
     assert rest.get("/auth/me").status_code == 401
 
 
-def test_failed_logins_are_limited_per_username_but_successes_are_not_counted(rest, settings):
+def test_failed_logins_are_limited_per_username_but_successes_are_not_counted(
+    rest, settings
+):
     settings.LOGIN_FAILURE_LIMITS = {"username": (3, 300), "address": (100, 300)}
     user = UserFactory()
     for _ in range(5):  # successful logins never count against the limit
-        ok = rest.post("/auth/token", {"username": user.username, "password": PASSWORD}, format="json")
+        ok = rest.post(
+            "/auth/token",
+            {"username": user.username, "password": PASSWORD},
+            format="json",
+        )
         assert ok.status_code == 200
     for _ in range(3):
-        bad = rest.post("/auth/token", {"username": user.username, "password": "wrong"}, format="json")
+        bad = rest.post(
+            "/auth/token",
+            {"username": user.username, "password": "wrong"},
+            format="json",
+        )
         assert bad.status_code == 401
-    blocked = rest.post("/auth/token", {"username": user.username, "password": PASSWORD}, format="json")
+    blocked = rest.post(
+        "/auth/token", {"username": user.username, "password": PASSWORD}, format="json"
+    )
     assert blocked.status_code == 429
     assert int(blocked["Retry-After"]) > 0
     other = UserFactory()
-    fine = rest.post("/auth/token", {"username": other.username, "password": PASSWORD}, format="json")
+    fine = rest.post(
+        "/auth/token", {"username": other.username, "password": PASSWORD}, format="json"
+    )
     assert fine.status_code == 200
 
 
 def test_failed_logins_are_limited_per_address(rest, settings):
     settings.LOGIN_FAILURE_LIMITS = {"username": (100, 300), "address": (4, 300)}
     for i in range(4):
-        rest.post("/auth/token", {"username": f"ghost{i}", "password": "x"}, format="json")
+        rest.post(
+            "/auth/token", {"username": f"ghost{i}", "password": "x"}, format="json"
+        )
     user = UserFactory()
-    resp = rest.post("/auth/token", {"username": user.username, "password": PASSWORD}, format="json")
+    resp = rest.post(
+        "/auth/token", {"username": user.username, "password": PASSWORD}, format="json"
+    )
     assert resp.status_code == 429

@@ -1,4 +1,4 @@
-"""The new-message event goes onto the channel layer once, after commit, never on rollback."""
+"""new-message goes onto the channel layer once, after commit, never on rollback."""
 
 import asyncio
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _drain(layer, channel) -> list[dict]:
-    """Everything queued on the channel right now (the in-memory layer delivers synchronously)."""
+    """Everything queued on the channel now (the in-memory layer is synchronous)."""
 
     async def take():
         got = []

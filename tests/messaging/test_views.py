@@ -40,7 +40,7 @@ def test_create_list_and_read_bams(rest, slash):
 
 
 def test_outsiders_get_404_never_403(rest, trio):
-    owner, member, outsider, bam = trio
+    _, member, outsider, bam = trio
     as_user(rest, outsider)
     for method, path, body in [
         ("get", f"/bams/{bam.pk}", None),

@@ -228,7 +228,7 @@ async def test_killed_process_is_reaped_and_its_clients_catch_up(nodes, cluster)
     assert [m["id"] for m in again.got("new-message")] == [m["id"] for m in missed]
 
 
-# -- Redis outage ---------------------------------------------------------------------
+# -- Redis outage --------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -324,7 +324,8 @@ async def test_redis_restart_keeps_rest_writes_and_realtime_resumes(private_redi
                 continue
         else:
             pytest.fail(
-                f"realtime did not resume after Redis came back:\n{one.log()}\n{two.log()}"
+                "realtime did not resume after Redis came back:\n"
+                f"{one.log()}\n{two.log()}"
             )
         # Missed messages were filled in from the database, in order, once each.
         got = [m["id"] for m in b.got("new-message")]

@@ -21,14 +21,16 @@ def world(db):
     conn = Connection.objects.create(
         sid="s1", user=alice, process=process, transport="websocket"
     )
-    Connection.objects.create(sid="s2", user=alice, process=process, transport="polling")
+    Connection.objects.create(
+        sid="s2", user=alice, process=process, transport="polling"
+    )
     RoomMember.objects.create(connection=conn, bam=bam, user=alice)
     Presence.objects.create(user=alice, status="away", last_seen=timezone.now())
     return staff, alice, bob, outsider, bam
 
 
 def test_permissions(rest, world):
-    staff, alice, _, _, bam = world
+    _, alice, *_ = world
     routes = [
         ("get", "/websocket/stats", None),
         ("post", "/websocket/notify", {"userId": str(alice.pk), "data": {}}),
@@ -43,13 +45,15 @@ def test_permissions(rest, world):
 
 
 def test_stats_figures(rest, world):
-    staff, alice, *_ , bam = world
+    staff, *_, bam = world
     rest.force_authenticate(staff)
     body = rest.get("/websocket/stats/").data
     assert body["connections"] == 2 and body["connectedUsers"] == 1
     assert body["byStatus"]["away"] == 1
     assert body["rooms"] == {f"bam-{bam.pk}": {"sockets": 1, "users": 1}}
-    assert body["processes"][0]["id"] == "p1" and body["processes"][0]["connections"] == 2
+    assert (
+        body["processes"][0]["id"] == "p1" and body["processes"][0]["connections"] == 2
+    )
     assert body["messagesLastMinute"] == 0 and body["messagesLastHour"] == 0
 
 

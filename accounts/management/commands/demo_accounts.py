@@ -1,4 +1,4 @@
-"""Create (or reset) two demo accounts and a BAM between them, and print how to log in."""
+"""Create (or reset) two demo accounts and a BAM between them; print how to log in."""
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -12,7 +12,7 @@ DEMO_USERS = ("demo", "demo2")
 
 
 class Command(BaseCommand):
-    help = "Create demo accounts (demo/demo2, staff 'demo') for local use. Refuses outside debug."
+    help = "Create demo accounts demo (staff) and demo2 for local use; debug only."
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -36,7 +36,8 @@ class Command(BaseCommand):
             "Demo accounts (password for both: "
             f"{DEMO_PASSWORD}): 'demo' (staff, admin at /admin/) and 'demo2', "
             "who share the BAM 'Demo BAM'.\n"
-            "  Token:  curl -s -X POST http://127.0.0.1:8000/auth/token -H 'Content-Type: application/json' "
+            "  Token:  curl -s -X POST http://127.0.0.1:8000/auth/token "
+            "-H 'Content-Type: application/json' "
             f'-d \'{{"username": "demo", "password": "{DEMO_PASSWORD}"}}\'\n'
             "  API docs: http://127.0.0.1:8000/api/docs"
         )
