@@ -52,12 +52,10 @@ class ConnectionAdmin(ReadOnlyAdmin):
     actions = ["disconnect_sockets"]
 
     def has_disconnect_permission(self, request) -> bool:
-        """Disconnecting ends a live socket, so it needs the right to delete connections."""
+        """Disconnecting ends live sockets, so it takes the delete-connection right."""
         return request.user.has_perm("realtime.delete_connection")
 
-    @admin.action(
-        description="Disconnect selected sockets", permissions=["disconnect"]
-    )
+    @admin.action(description="Disconnect selected sockets", permissions=["disconnect"])
     def disconnect_sockets(self, request, queryset) -> None:
         """Ask the process holding each selected socket to disconnect it."""
         sids = list(queryset.values_list("sid", flat=True))
@@ -85,7 +83,9 @@ class PresenceAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return (
-            super().get_queryset(request).annotate(socket_count=Count("user__connections"))
+            super()
+            .get_queryset(request)
+            .annotate(socket_count=Count("user__connections"))
         )
 
     @admin.display(description="sockets", ordering="socket_count")
@@ -100,7 +100,9 @@ class ServerProcessAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return (
-            super().get_queryset(request).annotate(connection_count=Count("connections"))
+            super()
+            .get_queryset(request)
+            .annotate(connection_count=Count("connections"))
         )
 
     @admin.display(description="connections", ordering="connection_count")

@@ -34,7 +34,9 @@ def dashboard(request: HttpRequest, *, admin_site) -> HttpResponse:
         **admin_site.each_context(request),
         "title": "Realtime dashboard",
         "figures": figures,
-        "data_url": reverse("admin:realtime_dashboard_data", current_app=admin_site.name),
+        "data_url": reverse(
+            "admin:realtime_dashboard_data", current_app=admin_site.name
+        ),
         "refresh_ms": REFRESH_MS,
     }
     request.current_app = admin_site.name
@@ -44,7 +46,7 @@ def dashboard(request: HttpRequest, *, admin_site) -> HttpResponse:
 @never_cache
 @require_GET
 def dashboard_data(request: HttpRequest, *, admin_site) -> JsonResponse:
-    """The dashboard's figures as JSON for staff; 403 JSON (not a login redirect) otherwise."""
+    """The dashboard's figures as JSON for staff; a 403 JSON (no redirect) otherwise."""
     if not admin_site.has_permission(request):
         return JsonResponse({"detail": "Log in to the admin as staff."}, status=403)
     return JsonResponse(dashboard_figures())

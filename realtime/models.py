@@ -16,6 +16,7 @@ class ServerProcess(models.Model):
     class Meta:
         ordering = ["started_at"]
         verbose_name = "server process"
+        verbose_name_plural = "server processes"
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid} ({self.id[:8]})"

@@ -1,7 +1,6 @@
 """Reads on realtime state, the same from every process."""
 
-from datetime import timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, timedelta
 
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
@@ -27,7 +26,7 @@ def presence_get(*, user_id: int) -> dict:
 
 
 def online_user_ids_in_bam(*, bam_id: int) -> list[str]:
-    """Ids (strings) of users with at least one socket in the BAM's room, on any process."""
+    """Ids (strings) of users with a socket in the BAM's room, on any process."""
     ids = (
         RoomMember.objects.filter(bam_id=bam_id)
         .values_list("user_id", flat=True)
@@ -106,7 +105,7 @@ def messages_per_minute(*, minutes: int = 60) -> list[dict]:
     first = current - timedelta(minutes=minutes - 1)
     counts = dict(
         Message.objects.filter(created_at__gte=first)
-        .annotate(minute=TruncMinute("created_at", tzinfo=dt_timezone.utc))
+        .annotate(minute=TruncMinute("created_at", tzinfo=UTC))
         .order_by()
         .values_list("minute")
         .annotate(n=Count("id"))

@@ -67,6 +67,21 @@ def ensure_js_client() -> None:
     stamp.write_text(digest)
 
 
+def ensure_chromium() -> None:
+    """Install Debian's Chromium and its driver for the admin browser test, where we can.
+
+    Needs root and apt-get (as in CI); elsewhere the browser test skips and says why.
+    """
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    if not shutil.which("apt-get") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    print("Installing Chromium for the admin browser test (apt-get) ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("apt-get", "update", "-qq", env=env)
+    run("apt-get", "install", "-y", "-qq", "chromium", "chromium-driver", env=env)
+
+
 def serve() -> None:
     """Migrate, create the demo accounts, serve http://127.0.0.1:8000 (daphne)."""
     ensure_venv("")
@@ -87,6 +102,7 @@ def test(args: list[str]) -> None:
     """Run the whole test suite (extra arguments go to pytest)."""
     ensure_venv("dev")
     ensure_js_client()
+    ensure_chromium()
     env = dict(os.environ)
     # A throwaway signing key for this run only; live servers inherit it.
     env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
