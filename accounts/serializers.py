@@ -50,6 +50,7 @@ class PresenceSerializer(serializers.Serializer):
 
 class MeSerializer(serializers.ModelSerializer):
     id = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)  # may be blank
     presence = serializers.SerializerMethodField()
 
     class Meta:

@@ -21,25 +21,26 @@ from messaging.serializers import (
 )
 
 
-class BamViewSet(viewsets.ViewSet):
+class BamViewSet(viewsets.GenericViewSet):
     """BAMs the caller takes part in; outsiders get 404."""
 
     permission_classes = [IsActiveUser]
     throttle_scope = "rest_write"
     serializer_class = BamSerializer
+    pagination_class = PageNumberPagination
 
     def _read(self, bam) -> dict:
         bam = selectors.bam_with_participants(bam_id=bam.pk)
         return BamSerializer(bam).data
 
-    @extend_schema(responses=BamSerializer(many=True))
-    def list(self, request):
-        paginator = PageNumberPagination()
-        queryset = selectors.bam_list_for_user(user=request.user).prefetch_related(
+    def get_queryset(self):
+        return selectors.bam_list_for_user(user=self.request.user).prefetch_related(
             "memberships__user"
         )
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(BamSerializer(page, many=True).data)
+
+    def list(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(BamSerializer(page, many=True).data)
 
     @extend_schema(request=BamCreateSerializer, responses={201: BamSerializer})
     def create(self, request):
@@ -81,6 +82,7 @@ class ParticipantListView(GenericAPIView):
 
     permission_classes = [IsActiveUser]
     serializer_class = ParticipantAddSerializer
+    pagination_class = None
     throttle_scope = "rest_write"
 
     @extend_schema(
