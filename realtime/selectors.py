@@ -51,6 +51,13 @@ def stats() -> dict:
     rooms = RoomMember.objects.values("bam_id").annotate(
         sockets=Count("connection_id"), users=Count("user_id", distinct=True)
     )
+    members: dict[int, list[str]] = {}
+    for bam_id, user_id in (
+        RoomMember.objects.values_list("bam_id", "user_id")
+        .distinct()
+        .order_by("user_id")
+    ):
+        members.setdefault(bam_id, []).append(str(user_id))
     per_process = ServerProcess.objects.annotate(n=Count("connections")).order_by(
         "started_at"
     )
@@ -59,7 +66,11 @@ def stats() -> dict:
         "connectedUsers": Connection.objects.values("user_id").distinct().count(),
         "byStatus": {s: by_status.get(s, 0) for s in ("online", "away", "busy")},
         "rooms": {
-            f"bam-{r['bam_id']}": {"sockets": r["sockets"], "users": r["users"]}
+            f"bam-{r['bam_id']}": {
+                "sockets": r["sockets"],
+                "users": r["users"],
+                "members": members.get(r["bam_id"], []),
+            }
             for r in rooms
         },
         "processes": [

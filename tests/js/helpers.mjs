@@ -3,6 +3,7 @@
 // with a message saying what did not arrive (never a sleep).
 
 import { randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
 import { io } from 'socket.io-client';
 
 export const BASE_URL = process.env.BAMCHAT_URL;
@@ -11,7 +12,11 @@ if (!BASE_URL) {
 }
 
 export const PASSWORD = 'correct-horse-battery-42';
-export const TIMEOUT_MS = 5000;
+// How long an event, an ack or a connection may take (the Python suite's EVENT_TIMEOUT_S).
+export const TIMEOUT_MS = 10_000;
+// REST calls queue behind password hashing (one worker thread on the server) on a busy
+// machine; they only set a test up, so they get more room than realtime events.
+export const REST_TIMEOUT_MS = 30_000;
 export const MESSAGE_KEYS = [
   'id', 'bamId', 'senderId', 'sender', 'toUserId', 'content', 'text', 'type', 'tempId', 'createdAt',
 ];
@@ -26,12 +31,17 @@ export async function rest(method, path, { token, body, expect } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(BASE_URL + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  });
+  let response;
+  try {
+    response = await fetch(BASE_URL + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REST_TIMEOUT_MS),
+    });
+  } catch (err) {
+    throw new Error(`${method} ${path} failed (no answer within ${REST_TIMEOUT_MS} ms?): ${err.message}`);
+  }
   const raw = await response.text();
   let data = null;
   try {
@@ -143,13 +153,19 @@ export function once(emitter, event, what, timeoutMs = TIMEOUT_MS) {
  */
 export function sockets(t) {
   const made = [];
+  const agents = [];
   t.after(() => {
     for (const socket of made) socket.close();
+    // python-engineio answers a long-poll still pending at close only after
+    // pingInterval + pingTimeout; drop it instead of keeping Node alive for it.
+    for (const agent of agents) agent.destroy();
   });
 
   /** Open a socket with `options` (reconnection off) and return it without waiting. */
   function open(options = {}, url = BASE_URL) {
-    const socket = io(url, { forceNew: true, reconnection: false, timeout: TIMEOUT_MS, ...options });
+    const agent = new Agent();
+    agents.push(agent);
+    const socket = io(url, { forceNew: true, reconnection: false, timeout: TIMEOUT_MS, agent, ...options });
     made.push(socket);
     return record(socket);
   }

@@ -476,8 +476,8 @@ async def test_every_transport_carries_the_contract(api, peers, transports):
     assert (await b.wait_for("new-message"))[0] == posted
     sent = await b.call("send-message", {"bamId": bam["id"], "content": "back"})
     assert sent["ok"] is True
-    if transports == ["polling", "websocket"]:
-        assert b.client.transport() in ("polling", "websocket")
+    # The client upgrades during connect when WebSocket is allowed.
+    assert b.client.transport() == transports[-1]
 
 
 # -- staff pushes --------------------------------------------------------------------
@@ -509,3 +509,13 @@ async def test_staff_notify_and_broadcast_reach_sockets(api, peers, deployment):
     for peer in (a1, a2, b):
         assert (await peer.wait_for("broadcast"))[0] == {"maintenance": "soon"}
     assert not b.got("notification")
+
+
+async def test_health_reports_database_listener_and_heartbeat(api, peers, server):
+    me = await api.account()
+    await peers(me)
+    status, health = await api.request("GET", "/health")
+    assert status == 200 and health["ok"] is True
+    assert health["database"] is True and health["listener"] is True
+    assert health["heartbeat"] is True and health["layerDown"] is False
+    assert health["sockets"] >= 1

@@ -45,12 +45,14 @@ def test_permissions(rest, world):
 
 
 def test_stats_figures(rest, world):
-    staff, *_, bam = world
+    staff, alice, *_, bam = world
     rest.force_authenticate(staff)
     body = rest.get("/websocket/stats/").data
     assert body["connections"] == 2 and body["connectedUsers"] == 1
     assert body["byStatus"]["away"] == 1
-    assert body["rooms"] == {f"bam-{bam.pk}": {"sockets": 1, "users": 1}}
+    assert body["rooms"] == {
+        f"bam-{bam.pk}": {"sockets": 1, "users": 1, "members": [str(alice.pk)]}
+    }
     assert (
         body["processes"][0]["id"] == "p1" and body["processes"][0]["connections"] == 2
     )
