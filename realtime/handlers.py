@@ -6,10 +6,12 @@ message}}``; nothing a client sends can break its connection.
 
 import asyncio
 import functools
+import math
 import logging
 import time
 
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from socketio.exceptions import ConnectionRefusedError as Refused
 
@@ -74,7 +76,7 @@ def register(sio) -> None:
                             return error_ack(
                                 "rate_limited",
                                 "Too many requests; slow down.",
-                                retryAfter=round(wait, 3),
+                                retryAfter=math.ceil(wait * 1000) / 1000,
                             )
                     _note_transport(sid, state)
                     result = await fn(sid, state, payload)
@@ -292,6 +294,7 @@ def register(sio) -> None:
         message = await database_sync_to_async(_create_message)(
             bam_id=bam_id,
             user_id=state.user_id,
+            username=state.username,
             content=content,
             type=payload.get("type"),
             temp_id=payload.get("tempId"),
@@ -334,10 +337,12 @@ def _optional_id(raw, field_name: str):
     return raw
 
 
-def _create_message(*, bam_id, user_id, content, type, temp_id, to_user_id) -> dict:
-    from django.contrib.auth import get_user_model
-
-    sender = get_user_model().objects.only("pk", "username").get(pk=user_id)
+def _create_message(
+    *, bam_id, user_id, username, content, type, temp_id, to_user_id
+) -> dict:
+    # The socket's user was checked at connect and is dropped on deactivation,
+    # so the sender needs no query: id and username are all the payload uses.
+    sender = get_user_model()(pk=user_id, username=username)
     message = messaging_services.message_create(
         bam_id=bam_id,
         sender=sender,

@@ -10,7 +10,7 @@ processes that have someone to deliver it to.
 import asyncio
 import logging
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 from socketio.async_pubsub_manager import AsyncPubSubManager
@@ -52,7 +52,15 @@ class ChannelLayerManager(AsyncPubSubManager):
     def _layer(self):
         return get_channel_layer(self.alias)
 
+    @property
+    def _in_memory(self) -> bool:
+        return isinstance(self._layer(), InMemoryChannelLayer)
+
     async def _publish(self, data):
+        if self._in_memory:
+            # An in-memory layer lives in this process only: the local handling
+            # in emit() already delivered it, and no other process can listen.
+            return
         room = data.get("room")
         group = (
             room if data.get("method") == "emit" and is_bam_room(room) else GLOBAL_GROUP
@@ -192,7 +200,7 @@ class ChannelLayerManager(AsyncPubSubManager):
         if message.get("event") == "new-message" and is_bam_room(room):
             await self._deliver_in_order(message, room)
             return
-        await super()._handle_emit(message)
+        await self._emit_local(message)
 
     async def _deliver_in_order(self, message, room: str) -> None:
         """Deliver BAM messages to local sockets once each, in sequence order.
@@ -245,24 +253,48 @@ class ChannelLayerManager(AsyncPubSubManager):
                 held.append(message["data"][0])
                 skip.append(sid)
             message = {**message, "skip_sid": skip}
-        await super()._handle_emit(message)
+        await self._emit_local(message)
 
-    async def send_local(self, event: str, data, sids) -> None:
-        """Send one event to local sockets, encoding it once."""
-        targets = [self.eio_sid_from_sid(sid, NAMESPACE) for sid in sids]
-        targets = [t for t in targets if t is not None]
-        if not targets:
+    async def _emit_local(self, message) -> None:
+        """Emit a pub/sub ``emit`` message to this process's sockets.
+
+        The packet is encoded once and queued on each recipient's socket in turn,
+        without a task per recipient. Acks and binary attachments, which need the
+        library's per-recipient handling, take its path.
+        """
+        if message.get("callback") or message.get("binary"):
+            await super()._handle_emit(message)
+            return
+        namespace = message.get("namespace") or NAMESPACE
+        skip = message.get("skip_sid")
+        skip = set(skip) if isinstance(skip, list) else {skip}
+        targets = [
+            eio_sid
+            for sid, eio_sid in self.get_participants(namespace, message.get("room"))
+            if sid not in skip
+        ]
+        await self._send_to(message["event"], message["data"], targets, namespace)
+
+    async def _send_to(self, event: str, args: list, eio_sids, namespace=NAMESPACE):
+        if not eio_sids:
             return
         pkt = self.server.packet_class(
-            sio_packet.EVENT, namespace=NAMESPACE, data=[event, data]
+            sio_packet.EVENT, namespace=namespace, data=[event, *args]
         )
         encoded = pkt.encode()
         encoded = encoded if isinstance(encoded, list) else [encoded]
         eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
-        await asyncio.gather(
-            *(self.server._send_eio_packet(t, p) for t in targets for p in eio_pkts),
-            return_exceptions=True,
-        )
+        for eio_sid in eio_sids:
+            for p in eio_pkts:
+                try:
+                    await self.server._send_eio_packet(eio_sid, p)
+                except Exception:  # the socket went away meanwhile
+                    logger.debug("Dropped a packet for a closed socket %s", eio_sid)
+
+    async def send_local(self, event: str, data, sids) -> None:
+        """Send one event to local sockets, encoding it once."""
+        targets = [self.eio_sid_from_sid(sid, NAMESPACE) for sid in sids]
+        await self._send_to(event, [data], [t for t in targets if t is not None])
 
     def local_user_sids(self, user_ids, except_room: str | None = None) -> list[str]:
         """Local sockets of the given users, leaving out those in ``except_room``."""
