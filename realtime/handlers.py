@@ -6,8 +6,8 @@ message}}``; nothing a client sends can break its connection.
 
 import asyncio
 import functools
-import math
 import logging
+import math
 import time
 
 from channels.db import database_sync_to_async

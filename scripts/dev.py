@@ -68,7 +68,7 @@ def ensure_js_client() -> None:
 
 
 def ensure_chromium() -> None:
-    """Install Debian's Chromium and its driver for the admin browser test, where we can.
+    """Install Debian's Chromium and its driver for the browser test, where we can.
 
     Needs root and apt-get (as in CI); elsewhere the browser test skips and says why.
     """
