@@ -6,6 +6,7 @@ emits it to its own Socket.IO clients. Messages are plain data (the pub/sub
 manager's ``emit`` format plus a few methods of our own).
 """
 
+import asyncio
 import logging
 
 from asgiref.sync import async_to_sync
@@ -91,12 +92,67 @@ class _OutageLog:
 _publish_outage = _OutageLog()
 
 
-def publish(group: str, message: dict) -> bool:
+class Publisher:
+    """Sends events queued by sync code from the server's event loop, in order.
+
+    Services announce from the database thread after commit. Waiting there for
+    each ``group_send`` would hold that thread (which every realtime handler
+    shares) for a loop round trip per event; instead the event is handed to
+    the loop and sent by one task, so the order in which events were queued is
+    the order in which they leave.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
+        self.task = loop.create_task(self._run(), name="realtime-publisher")
+
+    def submit(self, group: str, message: dict) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+
+    async def _run(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            group, message = await self.queue.get()
+            try:
+                await layer.group_send(group, message)
+            except Exception as exc:
+                _publish_outage.failed(exc)
+            else:
+                _publish_outage.recovered()
+
+    def usable_from_here(self) -> bool:
+        if self.task.done() or not self.loop.is_running():
+            return False
+        try:
+            return asyncio.get_running_loop() is not self.loop
+        except RuntimeError:
+            return True
+
+
+_publisher: Publisher | None = None
+
+
+def publisher_start() -> None:
+    """Send this process's events from the running loop (called by the server)."""
+    global _publisher
+    if _publisher is None or _publisher.task.done():
+        _publisher = Publisher(asyncio.get_running_loop())
+
+
+def publish(group: str, message: dict, *, wait: bool = False) -> bool:
     """Put one message on the channel layer from sync code; never raises on outage.
 
-    The write that caused the event is already committed, so an unreachable layer
-    costs the live event, not the data: clients catch up with ``join-bam`` ``since``.
+    Inside a server process the message is queued for the loop's publisher and
+    True is returned at once; with ``wait`` (or outside a server) it is sent
+    before returning and the answer says whether the layer took it. The write
+    that caused the event is already committed, so an unreachable layer costs the
+    live event, not the data: clients catch up with ``join-bam`` ``since``.
     """
+    publisher = _publisher
+    if not wait and publisher is not None and publisher.usable_from_here():
+        publisher.submit(group, message)
+        return True
     try:
         async_to_sync(get_channel_layer().group_send)(group, message)
     except Exception as exc:
@@ -163,12 +219,13 @@ def room_event_publish(
 
 def users_event_publish(*, user_ids, event: str, payload) -> bool:
     """Emit an event to every socket of the given users on every process."""
-    return publish(GLOBAL_GROUP, users_message(event, payload, user_ids=user_ids))
+    message = users_message(event, payload, user_ids=user_ids)
+    return publish(GLOBAL_GROUP, message, wait=True)
 
 
 def broadcast_publish(*, event: str, payload) -> bool:
     """Emit an event to every connected socket on every process."""
-    return publish(GLOBAL_GROUP, emit_message(event, payload, room=None))
+    return publish(GLOBAL_GROUP, emit_message(event, payload, room=None), wait=True)
 
 
 def bam_members_removed(*, bam_id: int, user_ids: list[int]) -> None:

@@ -9,7 +9,7 @@ import uuid
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from realtime import services
+from realtime import events, services
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class ProcessLife:
         async with self._lock:
             if self._started:
                 return
+            events.publisher_start()
             await database_sync_to_async(services.process_register)(
                 process_id=self.id, host=self.host, pid=self.pid
             )

@@ -82,7 +82,8 @@ def test_notify_and_broadcast_validate_and_publish(rest, world, monkeypatch):
     rest.force_authenticate(staff)
     sent = []
     monkeypatch.setattr(
-        "realtime.events.publish", lambda group, msg: sent.append((group, msg)) or True
+        "realtime.events.publish",
+        lambda group, msg, **kw: sent.append((group, msg)) or True,
     )
     assert rest.post("/websocket/notify", {}, format="json").status_code == 400
     bad_event = {"userId": str(alice.pk), "event": "new-message", "data": {}}
