@@ -18,6 +18,7 @@ class BamAdmin(admin.ModelAdmin):
     autocomplete_fields = ["owner"]
     readonly_fields = ["last_seq", "created_at", "updated_at"]
     inlines = [MembershipInline]
+    ordering = ["-updated_at", "-id"]
 
 
 @admin.register(Message)

@@ -22,7 +22,8 @@ class Bam(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-updated_at", "-id"]
+        # No default ordering: hot-path lookups by id should not sort; lists
+        # order explicitly (selectors.bam_list_for_user, the admin).
         verbose_name = "BAM"
 
     def __str__(self) -> str:
