@@ -1,0 +1,630 @@
+// Load generator for the BAM Chat benchmark (issue 6): official socket.io-client@4.
+//
+//   node bench/loadgen.mjs <config.json>
+//
+// One invocation runs one phase against one server and prints one line
+// `RESULT {json}` on stdout (progress goes to stderr). bench/run.py writes the
+// config; the fields are documented in `defaults` below. Every phase is bounded
+// in time (`duration`, `grace`, and a hard `deadline` after which the process
+// reports what it has and exits) and only ever talks to 127.0.0.1.
+//
+// Phases
+//   relay  typing-start / typing-stop (alternating) from S senders per room;
+//          each is fanned out as `typing-status` to the R-1 other room members.
+//   chat   send-message from S senders per room; `new-message` to all R members.
+//   rest   POST /bams/{id}/messages; members receive `new-message`.
+//   idle   N clients connect + join, are held `hold` s; server RSS per client.
+//   storm  N clients connect + join at once; time until every join is acked.
+// relay/chat/rest run `loop: "closed"` (each sender waits for its ack before
+// the next send, `window` in flight) or `loop: "open"` (fixed total rate of
+// `rate` deliveries/s, latency measured from each send's scheduled time so a
+// slow server cannot hide its queueing).
+import fs from "node:fs";
+import { performance } from "node:perf_hooks";
+import { io } from "socket.io-client";
+
+const defaults = {
+  url: "http://127.0.0.1:0", // server under test (loopback only)
+  serverPid: 0, // its process id, for CPU time and RSS from /proc
+  clkTck: 100, // kernel clock ticks per second (os.sysconf("SC_CLK_TCK"))
+  phase: "relay", // relay | chat | rest | idle | storm
+  loop: "closed", // closed | open
+  clients: [], // [{token, userId, bamId}]: one socket each, joined to bamId
+  senders: [], // indexes into clients (relay, chat)
+  posters: [], // [{token, bamId}] (rest)
+  messages: 1000, // M: sends per sender (closed loop), a cap
+  window: 1, // sends in flight per sender (closed loop)
+  duration: 10, // s: closed loop stops sending after this; open loop length
+  rate: 10000, // open loop: target deliveries per second (all rooms together)
+  grace: 5, // s: after the last send, wait this long at most for deliveries
+  connectConcurrency: 200, // connects + joins in flight while setting up
+  hold: 30, // idle: seconds the connections are held
+  warmupClients: 10, // idle: clients connected and dropped before the baseline
+  ackTimeout: 30000, // ms
+  connectTimeout: 60000, // ms
+  quietCpu: 0.05, // server is "quiet" below this CPU share (of one core)
+  quietMax: 20, // s: wait at most this long for a quiet server
+  deadline: 600, // s: hard stop for the whole phase
+  contentBytes: 64, // size of chat message bodies
+  maxRestInFlight: 256, // open-loop REST: requests in flight at most
+};
+
+const cfg = { ...defaults, ...JSON.parse(fs.readFileSync(process.argv[2], "utf8")) };
+const target = new URL(cfg.url);
+if (target.hostname !== "127.0.0.1") {
+  console.error(`loadgen: refusing non-loopback target ${cfg.url}`);
+  process.exit(2);
+}
+
+const now = () => performance.now();
+const phaseStart = now();
+// Connections may keep retrying until this, leaving time to finish the phase.
+const patienceAt = () => phaseStart + Math.max(5, cfg.deadline - (cfg.hold || 0) - cfg.quietMax - 20) * 1000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.error(`[loadgen ${cfg.phase}/${cfg.loop}]`, ...a);
+
+function finish(result, code = 0) {
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`, () => process.exit(code));
+}
+
+const hardStop = setTimeout(() => {
+  log(`deadline of ${cfg.deadline}s reached; giving up`);
+  finish({ phase: cfg.phase, loop: cfg.loop, error: `deadline ${cfg.deadline}s reached` }, 3);
+}, cfg.deadline * 1000);
+
+// ---- server process figures from /proc -------------------------------------------
+function serverCpuS() {
+  if (!cfg.serverPid) return 0;
+  const stat = fs.readFileSync(`/proc/${cfg.serverPid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / cfg.clkTck; // utime + stime
+}
+
+function serverRssKb() {
+  if (!cfg.serverPid) return 0;
+  const m = fs.readFileSync(`/proc/${cfg.serverPid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+  return m ? Number(m[1]) : 0;
+}
+
+function tcpListenDrops() {
+  try {
+    const lines = fs.readFileSync("/proc/net/netstat", "utf8").split("\n");
+    for (let i = 0; i < lines.length - 1; i++) {
+      if (lines[i].startsWith("TcpExt:") && lines[i + 1].startsWith("TcpExt:")) {
+        const k = lines[i].split(/\s+/);
+        const v = lines[i + 1].split(/\s+/);
+        return Number(v[k.indexOf("ListenOverflows")]) || 0;
+      }
+    }
+  } catch {}
+  return 0;
+}
+
+async function waitQuiet() {
+  // Until the server uses under `quietCpu` of a core over 0.3 s (bounded).
+  const until = now() + cfg.quietMax * 1000;
+  while (now() < until) {
+    const c0 = serverCpuS();
+    await sleep(300);
+    if ((serverCpuS() - c0) / 0.3 <= cfg.quietCpu + 0.5 / cfg.clkTck / 0.3) return true;
+  }
+  return false;
+}
+
+// With `handshake`, tell the harness where the measured window starts and ends
+// (`MARK start` / `MARK end` on stdout) and wait for its `go` on stdin each time,
+// e.g. so that a profiler is attached to the server for exactly that window.
+const stdinLines = [];
+let stdinWaiter = null;
+if (cfg.handshake) {
+  let buffered = "";
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk) => {
+    buffered += chunk;
+    let i;
+    while ((i = buffered.indexOf("\n")) >= 0) {
+      stdinLines.push(buffered.slice(0, i));
+      buffered = buffered.slice(i + 1);
+      if (stdinWaiter) stdinWaiter();
+    }
+  });
+}
+
+async function mark(what) {
+  if (!cfg.handshake) return;
+  process.stdout.write(`MARK ${what}\n`);
+  const until = now() + 30_000;
+  while (!stdinLines.length && now() < until) {
+    await new Promise((r) => {
+      stdinWaiter = r;
+      setTimeout(r, 1000);
+    });
+  }
+  stdinLines.shift();
+}
+
+function selfCpuS() {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+// ---- statistics ---------------------------------------------------------------------
+function quantiles(values) {
+  if (!values.length) return { n: 0 };
+  const a = Float64Array.from(values).sort();
+  const q = (p) => a[Math.min(a.length - 1, Math.floor(p * a.length))];
+  return {
+    n: a.length,
+    p50: q(0.5),
+    p90: q(0.9),
+    p99: q(0.99),
+    max: a[a.length - 1],
+    mean: a.reduce((s, x) => s + x, 0) / a.length,
+  };
+}
+
+// ---- clients -------------------------------------------------------------------------
+function connect(client) {
+  const socket = io(cfg.url, {
+    transports: ["websocket"],
+    auth: { token: client.token },
+    reconnection: false,
+    forceNew: true,
+    timeout: cfg.connectTimeout,
+  });
+  return new Promise((resolve, reject) => {
+    // The client library has no timeout once the transport is open and the
+    // Socket.IO CONNECT is pending, and says nothing if the server then drops
+    // the transport: watch both, so every attempt ends.
+    let settled = false;
+    const fail = (why) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new Error(why));
+      socket.close();
+    };
+    const timer = setTimeout(() => fail("connect timeout"), cfg.connectTimeout);
+    socket.once("connect", () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once("connect_error", (err) => fail(`connect_error: ${err.message}`));
+    socket.io.once("close", (reason) => {
+      if (!socket.connected) fail(`closed while connecting: ${reason}`);
+    });
+  });
+}
+
+async function connectAndJoin(client, setup) {
+  const t0 = now();
+  const socket = await connect(client);
+  if (setup) setup(socket);
+  let ack;
+  try {
+    ack = await socket.timeout(cfg.ackTimeout).emitWithAck("join-bam", { bamId: client.bamId });
+  } catch (err) {
+    socket.close();
+    throw new Error(`join-bam: ${err.message}`);
+  }
+  if (!ack || ack.ok !== true) {
+    socket.close();
+    const err = new Error(`join-bam refused: ${JSON.stringify(ack)}`);
+    err.refused = true; // an answer, not a connection failure: no retry
+    throw err;
+  }
+  return { socket, ms: now() - t0 };
+}
+
+// Connect + join every client, `concurrency` at a time. With `retry`, a client
+// whose connection fails tries again the way socket.io-client's reconnection
+// does (1 s doubling to 5 s, +-50 % jitter) until `patienceAt`: the time until
+// everyone is in then includes what a server's refusals cost its users.
+async function connectAll(clients, concurrency, setup, { retry = false, patienceAt = Infinity } = {}) {
+  const sockets = new Array(clients.length).fill(null);
+  const times = [];
+  const errors = {};
+  let failed = 0;
+  let retries = 0;
+  let next = 0;
+  const note = (err) => {
+    const key = String(err.message).slice(0, 80);
+    errors[key] = (errors[key] || 0) + 1;
+  };
+  async function worker() {
+    while (next < clients.length) {
+      const i = next++;
+      const t0 = now();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { socket } = await connectAndJoin(clients[i], setup && ((s) => setup(s, i)));
+          sockets[i] = socket;
+          times.push(now() - t0);
+          break;
+        } catch (err) {
+          note(err);
+          const delay = Math.min(1000 * 2 ** (attempt - 1), 5000) * (0.5 + Math.random());
+          if (!retry || err.refused || now() + delay > patienceAt) {
+            failed++;
+            break;
+          }
+          retries++;
+          await sleep(delay);
+        }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, clients.length)) }, worker));
+  return { sockets, times, errors, failed, retries };
+}
+
+async function closeAll(sockets) {
+  for (const s of sockets) if (s) s.disconnect();
+  await sleep(200);
+}
+
+// ---- message workloads ------------------------------------------------------------------
+async function runMessages() {
+  const { phase } = cfg;
+  const clients = cfg.clients;
+  const roomSize = {};
+  for (const c of clients) roomSize[c.bamId] = (roomSize[c.bamId] || 0) + 1;
+
+  // Who sends, and how many deliveries each send should produce.
+  let sources; // [{socket?, client?, poster?, fanout}]
+  const recvEvent = phase === "relay" ? "typing-status" : "new-message";
+
+  const state = {
+    recording: false,
+    delivered: 0,
+    unmatched: 0,
+    mismatched: 0,
+    lat: [],
+    lastDelivery: 0,
+    expected: 0,
+    doneWaiter: null,
+  };
+  const sendTimes = []; // per source: send times by seq
+  // tempIds are unique per run: BAM Chat deduplicates (sender, tempId) for good.
+  const nonce = Math.random().toString(36).slice(2, 10);
+  const keyToSource = new Map(); // relay: `${bamId}|${userId}` -> source index
+  const perReceiver = []; // relay: per client Map(key -> count)
+
+  function onDelivery(receiverIdx, payload) {
+    if (!state.recording) return;
+    const t = now();
+    state.delivered++;
+    state.lastDelivery = t;
+    let src;
+    let seq;
+    if (phase === "relay") {
+      const key = `${payload.bamId}|${payload.userId}`;
+      src = keyToSource.get(key);
+      const counts = perReceiver[receiverIdx];
+      seq = counts.get(key) || 0;
+      counts.set(key, seq + 1);
+      if (src !== undefined && payload.isTyping !== (seq % 2 === 0)) state.mismatched++;
+    } else {
+      const m = /^b(\d+)\.(\d+)\.(\w+)$/.exec(payload && payload.tempId);
+      if (m && m[3] === nonce) {
+        src = Number(m[1]);
+        seq = Number(m[2]);
+      }
+    }
+    const sent = src !== undefined ? sendTimes[src][seq] : undefined;
+    if (sent === undefined) state.unmatched++;
+    else state.lat.push(t - sent);
+    if (state.doneWaiter && state.delivered >= state.expected) state.doneWaiter();
+  }
+
+  log(`connecting ${clients.length} clients`);
+  const conn = await connectAll(clients, cfg.connectConcurrency, (socket, i) => {
+    perReceiver[i] = new Map();
+    socket.on(recvEvent, (payload) => onDelivery(i, payload));
+  });
+  if (conn.failed) {
+    await closeAll(conn.sockets);
+    return { error: `${conn.failed} clients failed to connect/join`, errors: conn.errors };
+  }
+  const sockets = conn.sockets;
+
+  if (phase === "rest") {
+    sources = cfg.posters.map((p) => ({ poster: p, fanout: roomSize[p.bamId] || 0 }));
+  } else {
+    sources = cfg.senders.map((i) => {
+      const c = clients[i];
+      const fanout = (roomSize[c.bamId] || 0) - (phase === "relay" ? 1 : 0);
+      keyToSource.set(`${c.bamId}|${c.userId}`, keyToSource.size);
+      return { socket: sockets[i], client: c, fanout };
+    });
+  }
+  for (let s = 0; s < sources.length; s++) sendTimes.push([]);
+  const content = "x".repeat(Math.max(1, cfg.contentBytes - 12));
+
+  const counts = { sent: 0, acked: 0, failed: 0, skipped: 0 };
+  const failures = {};
+  const seqOf = new Array(sources.length).fill(0);
+  let restInFlight = 0;
+
+  function noteFailure(what) {
+    counts.failed++;
+    const key = String(what).slice(0, 120);
+    failures[key] = (failures[key] || 0) + 1;
+  }
+
+  // One send from source s, scheduled at `at` (ms, performance clock). Resolves on ack.
+  function sendOne(s, at) {
+    const src = sources[s];
+    const seq = seqOf[s]++;
+    sendTimes[s][seq] = at;
+    counts.sent++;
+    state.expected += src.fanout;
+    if (phase === "rest") {
+      restInFlight++;
+      return fetch(`${cfg.url}/bams/${src.poster.bamId}/messages`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${src.poster.token}`,
+        },
+        body: JSON.stringify({ text: `${seq} ${content}`, tempId: `b${s}.${seq}.${nonce}` }),
+      })
+        .then(async (res) => {
+          await res.arrayBuffer();
+          if (res.status === 201) counts.acked++;
+          else {
+            state.expected -= src.fanout;
+            noteFailure(`HTTP ${res.status}`);
+          }
+        })
+        .catch((err) => {
+          state.expected -= src.fanout;
+          noteFailure(err.message);
+        })
+        .finally(() => restInFlight--);
+    }
+    let event;
+    let payload;
+    if (phase === "relay") {
+      event = seq % 2 === 0 ? "typing-start" : "typing-stop";
+      payload = src.client.bamId;
+    } else {
+      event = "send-message";
+      payload = {
+        bamId: src.client.bamId,
+        content: `${seq} ${content}`,
+        tempId: `b${s}.${seq}.${nonce}`,
+      };
+    }
+    return src.socket
+      .timeout(cfg.ackTimeout)
+      .emitWithAck(event, payload)
+      .then((ack) => {
+        if (ack && ack.ok === true) counts.acked++;
+        else {
+          state.expected -= src.fanout;
+          noteFailure(JSON.stringify(ack && ack.error ? ack.error.code : ack));
+        }
+      })
+      .catch((err) => {
+        noteFailure(err.message);
+      });
+  }
+
+  // Relay: every sender ends on typing-stop so no typing state outlives the phase.
+  async function evenOut() {
+    if (phase !== "relay") return;
+    const pending = [];
+    for (let s = 0; s < sources.length; s++) {
+      if (seqOf[s] % 2 === 1) pending.push(sendOne(s, now()));
+    }
+    await Promise.all(pending);
+  }
+
+  await waitQuiet();
+  await mark("start");
+  const cpu0 = serverCpuS();
+  const self0 = selfCpuS();
+  const t0 = now();
+  state.recording = true;
+  let sendEnd;
+
+  if (cfg.loop === "closed") {
+    const stopAt = t0 + cfg.duration * 1000;
+    const loops = [];
+    for (let s = 0; s < sources.length; s++) {
+      for (let w = 0; w < cfg.window; w++) {
+        loops.push(
+          (async () => {
+            while (seqOf[s] < cfg.messages && now() < stopAt) await sendOne(s, now());
+          })(),
+        );
+      }
+    }
+    await Promise.all(loops);
+    await evenOut();
+    sendEnd = now();
+  } else {
+    const meanFanout = sources.reduce((a, x) => a + x.fanout, 0) / sources.length;
+    const sendRate = cfg.rate / meanFanout; // sends per second, all sources together
+    const total = Math.max(1, Math.round(sendRate * cfg.duration));
+    const interval = 1000 / sendRate;
+    const inflight = new Set();
+    let k = 0;
+    await new Promise((resolve) => {
+      const tick = () => {
+        const due = Math.min(total, Math.floor((now() - t0) / interval) + 1);
+        while (k < due) {
+          const at = t0 + k * interval;
+          const s = k % sources.length;
+          k++;
+          if (phase === "rest" && restInFlight >= cfg.maxRestInFlight) {
+            counts.skipped++;
+            continue;
+          }
+          const p = sendOne(s, at);
+          inflight.add(p);
+          p.finally(() => inflight.delete(p));
+        }
+        if (k >= total) resolve();
+        else setTimeout(tick, Math.max(0, t0 + k * interval - now()));
+      };
+      tick();
+    });
+    sendEnd = now();
+    await evenOut();
+    await Promise.race([Promise.all([...inflight]), sleep(cfg.grace * 1000)]);
+  }
+
+  // Wait for the deliveries still on their way (bounded by `grace`).
+  if (state.delivered < state.expected) {
+    await new Promise((resolve) => {
+      state.doneWaiter = resolve;
+      setTimeout(resolve, cfg.grace * 1000);
+    });
+  }
+  const cpu1 = serverCpuS();
+  const self1 = selfCpuS();
+  state.recording = false;
+  await mark("end");
+  const tEnd = state.lastDelivery || now();
+  const elapsed = (tEnd - t0) / 1000;
+  const serverCpu = cpu1 - cpu0;
+
+  await closeAll(sockets);
+  return {
+    sources: sources.length,
+    clients: clients.length,
+    meanFanout: sources.reduce((a, x) => a + x.fanout, 0) / sources.length,
+    targetRate: cfg.loop === "open" ? cfg.rate : null,
+    sent: counts.sent,
+    acked: counts.acked,
+    failed: counts.failed,
+    skipped: counts.skipped,
+    failures,
+    expected: state.expected,
+    delivered: state.delivered,
+    lost: Math.max(0, state.expected - state.delivered),
+    unmatched: state.unmatched,
+    mismatched: state.mismatched,
+    sendSeconds: (sendEnd - t0) / 1000,
+    seconds: elapsed,
+    deliveredPerS: elapsed > 0 ? state.delivered / elapsed : 0,
+    serverCpuS: serverCpu,
+    serverCpuUsPerDelivery: state.delivered ? (serverCpu * 1e6) / state.delivered : null,
+    serverCpuShare: elapsed > 0 ? serverCpu / elapsed : null,
+    loadgenCpuShare: elapsed > 0 ? (self1 - self0) / elapsed : null,
+    latencyMs: quantiles(state.lat),
+  };
+}
+
+// ---- idle and storm --------------------------------------------------------------------
+async function runIdle() {
+  const clients = cfg.clients;
+  // Warm the server's connection path once, so one-time costs are not per-client.
+  const warm = await connectAll(clients.slice(0, cfg.warmupClients), cfg.warmupClients);
+  await closeAll(warm.sockets);
+  await waitQuiet();
+  await sleep(500);
+  const rssBaseKb = serverRssKb();
+  log(`connecting ${clients.length} clients (baseline RSS ${rssBaseKb} KB)`);
+  await mark("start");
+  const tc0 = now();
+  const cpuC0 = serverCpuS();
+  const conn = await connectAll(clients, cfg.connectConcurrency, null, {
+    retry: true,
+    patienceAt: patienceAt(),
+  });
+  const connectSeconds = (now() - tc0) / 1000;
+  const connectCpuS = serverCpuS() - cpuC0;
+  await mark("end");
+  let dropped = 0;
+  for (const s of conn.sockets) if (s) s.on("disconnect", () => dropped++);
+  await waitQuiet();
+  await mark("start hold");
+  const cpu0 = serverCpuS();
+  const t0 = now();
+  const samples = [];
+  while (now() - t0 < cfg.hold * 1000) {
+    await sleep(Math.min(1000, Math.max(10, t0 + cfg.hold * 1000 - now())));
+    samples.push(serverRssKb());
+  }
+  const holdS = (now() - t0) / 1000;
+  await mark("end");
+  const droppedDuringHold = dropped;
+  const cpu1 = serverCpuS();
+  const rssEndKb = serverRssKb();
+  const connected = conn.sockets.filter((s) => s && s.connected).length;
+  await closeAll(conn.sockets);
+  const n = clients.length - conn.failed;
+  return {
+    clients: clients.length,
+    failed: conn.failed,
+    retries: conn.retries,
+    errors: conn.errors,
+    connectSeconds,
+    connectCpuUsPerClient: clients.length > conn.failed ? (connectCpuS * 1e6) / (clients.length - conn.failed) : null,
+    holdSeconds: holdS,
+    connectedAtEnd: connected,
+    droppedDuringHold,
+    rssBaseKb,
+    rssEndKb,
+    rssMaxKb: Math.max(rssEndKb, ...samples),
+    kbPerConnection: n > 0 ? (rssEndKb - rssBaseKb) / n : null,
+    idleCpuShare: (cpu1 - cpu0) / holdS,
+  };
+}
+
+async function runStorm() {
+  const clients = cfg.clients;
+  await waitQuiet();
+  await mark("start");
+  const overflows0 = tcpListenDrops();
+  const cpu0 = serverCpuS();
+  const self0 = selfCpuS();
+  const t0 = now();
+  log(`storm: ${clients.length} clients, ${cfg.connectConcurrency} at once`);
+  const conn = await connectAll(clients, cfg.connectConcurrency, null, {
+    retry: true,
+    patienceAt: patienceAt(),
+  });
+  const seconds = (now() - t0) / 1000;
+  const cpu1 = serverCpuS();
+  await mark("end");
+  const self1 = selfCpuS();
+  const overflows = tcpListenDrops() - overflows0;
+  await closeAll(conn.sockets);
+  const n = clients.length - conn.failed;
+  return {
+    clients: clients.length,
+    concurrency: cfg.connectConcurrency,
+    failed: conn.failed,
+    retries: conn.retries,
+    errors: conn.errors,
+    seconds,
+    perClientMs: quantiles(conn.times),
+    serverCpuS: cpu1 - cpu0,
+    serverCpuUsPerClient: n > 0 ? ((cpu1 - cpu0) * 1e6) / n : null,
+    loadgenCpuShare: seconds > 0 ? (self1 - self0) / seconds : null,
+    listenOverflows: overflows,
+  };
+}
+
+// ---- main -----------------------------------------------------------------------------------
+const runners = { relay: runMessages, chat: runMessages, rest: runMessages, idle: runIdle, storm: runStorm };
+const runner = runners[cfg.phase];
+if (!runner) {
+  console.error(`loadgen: unknown phase ${cfg.phase}`);
+  process.exit(2);
+}
+try {
+  const result = await runner();
+  clearTimeout(hardStop);
+  finish({ phase: cfg.phase, loop: cfg.loop, ...result });
+} catch (err) {
+  clearTimeout(hardStop);
+  log(err.stack || err);
+  finish({ phase: cfg.phase, loop: cfg.loop, error: String(err.message || err) }, 1);
+}
