@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0001_initial'),
+        ("messaging", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='bam',
-            options={'verbose_name': 'BAM'},
+            name="bam",
+            options={"verbose_name": "BAM"},
         ),
     ]
