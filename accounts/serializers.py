@@ -1,5 +1,4 @@
 from django.contrib.auth import get_user_model, password_validation
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.services import user_create
@@ -42,16 +41,9 @@ class RegisterSerializer(serializers.ModelSerializer):
         return user_create(**validated_data)
 
 
-class PresenceSerializer(serializers.Serializer):
-    status = serializers.CharField()
-    online = serializers.BooleanField()
-    lastSeen = serializers.DateTimeField(allow_null=True)
-
-
 class MeSerializer(serializers.ModelSerializer):
     id = serializers.CharField(read_only=True)
     email = serializers.CharField(read_only=True)  # may be blank
-    presence = serializers.SerializerMethodField()
 
     class Meta:
         model = User
@@ -63,12 +55,5 @@ class MeSerializer(serializers.ModelSerializer):
             "last_name",
             "is_staff",
             "date_joined",
-            "presence",
         ]
         read_only_fields = fields
-
-    @extend_schema_field(PresenceSerializer)
-    def get_presence(self, user) -> dict:
-        from realtime.selectors import presence_get
-
-        return presence_get(user_id=user.pk)

@@ -8,5 +8,4 @@ urlpatterns = [
     re_path(
         r"^token/refresh/?$", views.RefreshView.as_view(), name="auth-token-refresh"
     ),
-    re_path(r"^me/?$", views.MeView.as_view(), name="auth-me"),
 ]

@@ -1,7 +1,8 @@
 """ASGI entry point: the one place where Django, Channels and Socket.IO are composed.
 
-``/socket.io/`` (HTTP long-polling and WebSocket) goes to the Socket.IO engine;
-every other HTTP request goes to Django.
+``/socket.io/`` (HTTP long-polling and WebSocket) goes through the realtime gate
+to the Socket.IO engine; every other HTTP request goes to Django. The process
+starter around it all brings up this process's realtime machinery.
 """
 
 import os
@@ -17,18 +18,22 @@ import socketio  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from realtime.asgi import ProcessStarter, SocketGate  # noqa: E402
 from realtime.server import sio  # noqa: E402
 
-socketio_app = socketio.ASGIApp(sio, socketio_path="socket.io")
+socketio_app = SocketGate(socketio.ASGIApp(sio, socketio_path="socket.io"), sio)
 
-application = ProtocolTypeRouter(
-    {
-        "http": URLRouter(
-            [
-                re_path(r"^socket\.io/", socketio_app),
-                re_path(r"", django_asgi_app),
-            ]
-        ),
-        "websocket": URLRouter([re_path(r"^socket\.io/", socketio_app)]),
-    }
+application = ProcessStarter(
+    ProtocolTypeRouter(
+        {
+            "http": URLRouter(
+                [
+                    re_path(r"^socket\.io/", socketio_app),
+                    re_path(r"", django_asgi_app),
+                ]
+            ),
+            "websocket": URLRouter([re_path(r"^socket\.io/", socketio_app)]),
+        }
+    ),
+    sio,
 )

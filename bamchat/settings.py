@@ -37,6 +37,20 @@ def env_int(name: str, default: int) -> int:
         ) from exc
 
 
+def env_float(name: str, default: float) -> float:
+    """Read a number (fractions allowed) from the environment, failing loudly."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from exc
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be above 0, got {raw!r}.")
+    return value
+
+
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
@@ -241,11 +255,17 @@ CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
 REALTIME = {
     # Engine.IO refuses a packet larger than this (bytes); the socket is closed.
     "MAX_PAYLOAD_BYTES": env_int("REALTIME_MAX_PAYLOAD_BYTES", 64 * 1024),
+    # Engine.IO heartbeat: a ping every interval; no pong within the timeout closes.
+    "PING_INTERVAL_S": env_float("REALTIME_PING_INTERVAL_S", 25),
+    "PING_TIMEOUT_S": env_float("REALTIME_PING_TIMEOUT_S", 20),
+    # A user whose last socket went is offline after this long unless they are
+    # back (a reload, a hop to another process); the contract allows up to 5 s.
+    "PRESENCE_GRACE_S": env_float("REALTIME_PRESENCE_GRACE_S", 2),
     # Clients renew typing every ~3 s; silence for this long means they stopped.
     "TYPING_TTL_S": 5,
     # A process that has not beaten for this long is dead; survivors reap it.
-    "HEARTBEAT_INTERVAL_S": env_int("REALTIME_HEARTBEAT_INTERVAL_S", 10),
-    "PROCESS_DEAD_AFTER_S": env_int("REALTIME_PROCESS_DEAD_AFTER_S", 30),
+    "HEARTBEAT_INTERVAL_S": env_float("REALTIME_HEARTBEAT_INTERVAL_S", 10),
+    "PROCESS_DEAD_AFTER_S": env_float("REALTIME_PROCESS_DEAD_AFTER_S", 30),
     # Token bucket per user and action: (burst, refill per second).
     "RATE_LIMITS": {
         "send-message": (env_int("RATE_SEND_BURST", 20), env_int("RATE_SEND_PER_S", 5)),

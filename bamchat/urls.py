@@ -12,6 +12,7 @@ router.register("bams", messaging_views.BamViewSet, basename="bam")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    re_path(r"^auth/me/?$", realtime_views.MeView.as_view(), name="auth-me"),
     re_path(r"^auth/", include("accounts.urls")),
     re_path(
         r"^bams/(?P<bam_id>[^/]+)/participants/?$",

@@ -1,8 +1,12 @@
 """Reads on BAMs, memberships and messages."""
 
-from django.db.models import QuerySet
+from datetime import UTC, timedelta
 
-from bamchat.errors import NotFound
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
+
+from bamchat.errors import Invalid, NotFound
 from messaging.models import Bam, Membership, Message
 
 
@@ -43,18 +47,69 @@ def bam_get_for_participant(*, bam_id, user) -> Bam:
     return bam
 
 
+def bam_get_for_staff(*, bam_id) -> Bam:
+    """Any BAM by id (staff see every BAM); NotFound if there is none."""
+    bam = Bam.objects.filter(pk=parse_id(bam_id, what="BAM")).first()
+    if bam is None:
+        raise NotFound("No such BAM.")
+    return bam
+
+
+def shares_a_bam(*, user_id: int, other_id: int) -> bool:
+    """Whether two users take part in at least one BAM together."""
+    mine = Membership.objects.filter(user_id=user_id).values("bam_id")
+    return Membership.objects.filter(user_id=other_id, bam_id__in=mine).exists()
+
+
 def is_participant(*, bam_id: int, user_id: int) -> bool:
     """Whether the user takes part in the BAM."""
     return Membership.objects.filter(bam_id=bam_id, user_id=user_id).exists()
 
 
-def bam_last_seq_for(*, bam_id: int, user_id: int) -> int | None:
-    """The BAM's last sequence number if the user takes part in it, else None."""
-    return (
+def bam_join_point(
+    *, bam_id: int, user_id: int, since_message_id=None
+) -> tuple[int, int | None]:
+    """Where a participant joining a BAM stands: its last ``seq``, and the ``seq``
+    of ``since_message_id`` when given. NotFound for outsiders and unknown ids."""
+    last_seq = (
         Bam.objects.filter(pk=bam_id, memberships__user_id=user_id)
         .values_list("last_seq", flat=True)
         .first()
     )
+    if last_seq is None:
+        raise NotFound("No such BAM.")
+    if since_message_id is None:
+        return last_seq, None
+    try:
+        pk = parse_id(since_message_id, what="message")
+    except NotFound:
+        raise Invalid(
+            "since must be a message id.", fields={"since": ["Not a message id."]}
+        ) from None
+    anchor = (
+        Message.objects.filter(pk=pk, bam_id=bam_id)
+        .values_list("seq", flat=True)
+        .first()
+    )
+    if anchor is None:
+        raise NotFound("since: no such message in this BAM.")
+    return last_seq, anchor
+
+
+def bam_events_between(
+    *, bam_id: int, after_seq: int, before_seq: int | None = None, limit=None
+) -> list[tuple[str, dict]]:
+    """A BAM's stored events with ``after_seq < seq < before_seq``, in ``seq`` order,
+    as ``(event name, payload)``: what a client that saw ``after_seq`` has missed."""
+    from messaging.serializers import message_payload
+
+    messages = Message.objects.filter(bam_id=bam_id, seq__gt=after_seq)
+    if before_seq is not None:
+        messages = messages.filter(seq__lt=before_seq)
+    messages = messages.select_related("sender").order_by("seq")
+    if limit is not None:
+        messages = messages[:limit]
+    return [("new-message", message_payload(m)) for m in messages]
 
 
 def participant_ids(*, bam_id: int) -> list[int]:
@@ -93,3 +148,33 @@ def messages_after(*, bam: Bam, after_message_id) -> QuerySet[Message]:
 def bam_with_participants(*, bam_id: int) -> Bam:
     """A BAM with its memberships and their users loaded."""
     return Bam.objects.prefetch_related("memberships__user").get(pk=bam_id)
+
+
+def message_counts_since(*, now) -> dict:
+    """Messages stored in the last minute and the last hour."""
+    return {
+        "messagesLastMinute": Message.objects.filter(
+            created_at__gte=now - timedelta(minutes=1)
+        ).count(),
+        "messagesLastHour": Message.objects.filter(
+            created_at__gte=now - timedelta(hours=1)
+        ).count(),
+    }
+
+
+def messages_per_minute(*, minutes: int = 60) -> list[dict]:
+    """Messages stored in each of the last ``minutes`` minutes (the current one last),
+    as ``[{minute, count}]`` with empty minutes included."""
+    from bamchat.formats import iso
+
+    current = timezone.now().replace(second=0, microsecond=0)
+    first = current - timedelta(minutes=minutes - 1)
+    counts = dict(
+        Message.objects.filter(created_at__gte=first)
+        .annotate(minute=TruncMinute("created_at", tzinfo=UTC))
+        .order_by()
+        .values_list("minute")
+        .annotate(n=Count("id"))
+    )
+    slots = (first + timedelta(minutes=i) for i in range(minutes))
+    return [{"minute": iso(m), "count": counts.get(m, 0)} for m in slots]

@@ -1,11 +1,10 @@
 """Shapes of BAMs and messages. ``message_payload`` is the one shape of a message,
 for REST responses and the Socket.IO ``new-message`` event alike."""
 
-from datetime import UTC
-
 from rest_framework import serializers
 
 from accounts.serializers import UserSummarySerializer
+from bamchat.formats import iso
 from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message
 
 
@@ -52,7 +51,6 @@ def message_payload(message: Message) -> dict:
     walk costs more than the rest of the fan-out.
     """
     sender = message.sender
-    created = message.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return {
         "id": str(message.pk),
         "bamId": str(message.bam_id),
@@ -64,8 +62,18 @@ def message_payload(message: Message) -> dict:
         "text": message.content,
         "type": message.type,
         "tempId": message.temp_id,
-        "createdAt": created,
+        "createdAt": iso(message.created_at),
+        "editedAt": None,
+        "deleted": False,
+        "attachments": [],
+        "reactions": [],
     }
+
+
+def message_preview(message: Message) -> str:
+    """The first 100 characters of a message, for notifications."""
+    content = message.content
+    return content if len(content) <= 100 else content[:97] + "..."
 
 
 class StrictCharField(serializers.CharField):

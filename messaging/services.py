@@ -2,7 +2,7 @@
 
 REST views, Socket.IO handlers and admin actions all call these functions, so a
 write has the same checks and produces the same events whichever way it came in.
-Events leave after commit (see ``messaging.signals`` and ``realtime.events``).
+Events leave after commit: realtime listens to these models' signals.
 """
 
 from django.contrib.auth import get_user_model
@@ -134,15 +134,10 @@ def bam_rename(*, bam_id, user, title) -> Bam:
 
 @transaction.atomic
 def bam_delete(*, bam_id, user) -> None:
-    """Delete a BAM with its messages (owner only); its sockets leave the room."""
-    from realtime.events import bam_members_removed
-
+    """Delete a BAM with its messages and memberships (owner only)."""
     bam = bam_get_for_participant(bam_id=bam_id, user=user)
     check_bam_owner(bam=bam, user=user)
-    member_ids = list(bam.memberships.values_list("user_id", flat=True))
-    pk = bam.pk
     bam.delete()
-    transaction.on_commit(lambda: bam_members_removed(bam_id=pk, user_ids=member_ids))
 
 
 @transaction.atomic
@@ -167,11 +162,8 @@ def participant_add(*, bam_id, user, new_user_ids) -> list[Membership]:
 def participant_remove(*, bam_id, user, removed_user_id) -> None:
     """Remove a user from a BAM: the owner may remove anyone else, anyone may leave.
 
-    The owner cannot leave their own BAM (delete it instead). The removed user's
-    sockets leave the BAM's room on every process once the change is committed.
+    The owner cannot leave their own BAM (delete it instead).
     """
-    from realtime.events import bam_members_removed
-
     bam = bam_get_for_participant(bam_id=bam_id, user=user)
     target_id = parse_id(removed_user_id, what="participant")
     if target_id != user.pk:
@@ -181,9 +173,6 @@ def participant_remove(*, bam_id, user, removed_user_id) -> None:
     deleted, _ = Membership.objects.filter(bam=bam, user_id=target_id).delete()
     if not deleted:
         raise NotFound("No such participant.")
-    transaction.on_commit(
-        lambda: bam_members_removed(bam_id=bam.pk, user_ids=[target_id])
-    )
 
 
 def message_create(

@@ -7,9 +7,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from accounts.permissions import IsActiveUser
 from messaging import selectors, services
 from messaging.pagination import MessageHistoryPagination
-from messaging.permissions import IsActiveUser
 from messaging.serializers import (
     BamCreateSerializer,
     BamSerializer,

@@ -1,17 +1,25 @@
-"""Staff pages of the admin that are not model lists: the live realtime dashboard.
+"""Staff pages of the admin that are not model lists: live connections and the
+realtime dashboard.
 
-The dashboard shows the figures of ``GET /websocket/stats`` plus messages per
-minute over the last hour; its script polls ``dashboard_data`` with the admin
-session, so the page stays current without reloading.
+Live sockets are not database rows, so their list is a page of its own: every
+socket on every process, searchable, with the "Disconnect selected sockets"
+action. The dashboard shows the figures of ``GET /websocket/stats`` plus
+messages per minute over the last hour; its script polls ``dashboard_data``
+with the admin session, so the page stays current without reloading.
 """
 
+from datetime import UTC, datetime
+
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from realtime import selectors
+from messaging.selectors import messages_per_minute
+from realtime import selectors, services
 
 # The page asks for fresh figures this often; stats() is a handful of COUNTs.
 REFRESH_MS = 2000
@@ -23,7 +31,7 @@ def dashboard_figures() -> dict:
     """Everything the dashboard shows: ``stats()`` plus ``messagesPerMinute``."""
     return {
         **selectors.stats(),
-        "messagesPerMinute": selectors.messages_per_minute(minutes=CHART_MINUTES),
+        "messagesPerMinute": messages_per_minute(minutes=CHART_MINUTES),
     }
 
 
@@ -50,3 +58,46 @@ def dashboard_data(request: HttpRequest, *, admin_site) -> JsonResponse:
     if not admin_site.has_permission(request):
         return JsonResponse({"detail": "Log in to the admin as staff."}, status=403)
     return JsonResponse(dashboard_figures())
+
+
+def _matches(record: dict, query: str) -> bool:
+    query = query.lower()
+    return any(
+        query in str(record.get(key, "")).lower()
+        for key in ("sid", "username", "address", "process", "transport")
+    )
+
+
+def connections(request: HttpRequest, *, admin_site) -> HttpResponse:
+    """Live sockets of every process; POST runs the disconnect action."""
+    if not request.user.has_perm("realtime.view_serverprocess"):
+        return HttpResponse("You may not see live connections.", status=403)
+    if request.method == "POST":
+        sids = request.POST.getlist("_selected_action")
+        if request.POST.get("action") == "disconnect_sockets" and sids:
+            if not request.user.has_perm("realtime.disconnect_socket"):
+                messages.error(request, "You may not disconnect sockets.")
+            else:
+                count = services.connections_disconnect(sids=sids)
+                messages.success(
+                    request,
+                    f"Asked the server processes to disconnect {count} "
+                    f"socket{'s' if count != 1 else ''}; they leave this list "
+                    "once their processes have closed them.",
+                )
+        else:
+            messages.warning(request, "Select sockets and an action first.")
+        return redirect(request.get_full_path())
+    query = request.GET.get("q", "").strip()
+    rows = [r for r in selectors.connections() if not query or _matches(r, query)]
+    for row in rows:
+        row["connected_at"] = datetime.fromtimestamp(row["since"], UTC)
+    context = {
+        **admin_site.each_context(request),
+        "title": "Live connections",
+        "rows": rows,
+        "query": query,
+        "can_disconnect": request.user.has_perm("realtime.disconnect_socket"),
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/realtime/connections.html", context)

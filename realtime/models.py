@@ -1,4 +1,6 @@
-"""Realtime state every server process can see: processes, sockets, rooms, presence."""
+"""Durable realtime records: server processes and users' last known presence.
+
+Live sockets and rooms are not stored here (see ``realtime.roster``)."""
 
 from django.conf import settings
 from django.db import models
@@ -17,66 +19,17 @@ class ServerProcess(models.Model):
         ordering = ["started_at"]
         verbose_name = "server process"
         verbose_name_plural = "server processes"
+        # Live sockets are not rows; this right guards their disconnect action.
+        permissions = [("disconnect_socket", "Can disconnect live sockets")]
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid} ({self.id[:8]})"
 
 
-class Connection(models.Model):
-    """One live Socket.IO connection (one socket of one user on one process)."""
-
-    class Transport(models.TextChoices):
-        WEBSOCKET = "websocket", "WebSocket"
-        POLLING = "polling", "HTTP long-polling"
-
-    sid = models.CharField(primary_key=True, max_length=64)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connections"
-    )
-    process = models.ForeignKey(
-        ServerProcess, on_delete=models.CASCADE, related_name="connections"
-    )
-    transport = models.CharField(max_length=16, choices=Transport.choices)
-    client_address = models.CharField(max_length=64, blank=True)
-    connected_at = models.DateTimeField(auto_now_add=True)
-    last_seen = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-connected_at"]
-        indexes = [models.Index(fields=["user"])]
-
-    def __str__(self) -> str:
-        return f"{self.user} via {self.transport} ({self.sid})"
-
-
-class RoomMember(models.Model):
-    """A connection in a BAM's room: the shared answer to "who is online"."""
-
-    connection = models.ForeignKey(
-        Connection, on_delete=models.CASCADE, related_name="rooms"
-    )
-    bam = models.ForeignKey(
-        "messaging.Bam", on_delete=models.CASCADE, related_name="room_members"
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
-    )
-    joined_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["connection", "bam"], name="roommember_unique"
-            )
-        ]
-        indexes = [models.Index(fields=["bam", "user"])]
-
-    def __str__(self) -> str:
-        return f"{self.connection_id} in bam-{self.bam_id}"
-
-
 class Presence(models.Model):
-    """A user's presence: offline without sockets, otherwise the status they chose."""
+    """A user's last recorded presence: the status they chose, when last seen.
+
+    Written behind in batches; the live status comes from the cluster view."""
 
     class Status(models.TextChoices):
         ONLINE = "online", "Online"

@@ -1,64 +1,91 @@
-"""This server process's identity, heartbeat and the reaping of dead peers."""
+"""This server process's life: start, heartbeat, reaping dead peers, clean stop.
+
+The process starts with its first ASGI call (or ASGI lifespan startup). Under
+daphne, a SIGTERM stops the Twisted reactor; its "before shutdown" trigger
+waits for ``drain``: the process record goes at once, new connections are
+refused, local sockets lose their transport (so clients reconnect to another
+process), and after the presence grace users who did not come back are
+announced offline. Then the process exits.
+"""
 
 import asyncio
 import logging
 import os
 import socket
+import sys
 import uuid
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from realtime import events, services
+from realtime import bus, services
 
 logger = logging.getLogger(__name__)
 
+# A drain never takes longer than this (seconds), grace included.
+DRAIN_LIMIT_S = 8
+
 
 class ProcessLife:
-    """Registers the process once, then beats and reaps in the background."""
+    """Registers the process once, then beats, reaps and records in the background."""
 
-    def __init__(self) -> None:
+    def __init__(self, server) -> None:
+        self.server = server
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.host}-{self.pid}-{uuid.uuid4().hex[:8]}"
+        self.draining = False
+        self.last_error: str | None = None
         self._started = False
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
-        self.beats = 0
-        self.last_error: str | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     async def ensure_started(self) -> None:
-        """Register this process and start its heartbeat, once."""
+        """Register this process and start its background work, once."""
         if self._started:
             return
         async with self._lock:
             if self._started:
                 return
-            events.publisher_start()
+            server = self.server
+            bus.bus.start(server.relay.dispatch)
+            await server.manager.ensure_channel()
             await database_sync_to_async(services.process_register)(
                 process_id=self.id, host=self.host, pid=self.pid
             )
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="realtime-heartbeat"
-            )
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._beat(), name="realtime-heartbeat"),
+                loop.create_task(
+                    server.presence.run_recorder(), name="realtime-presence-recorder"
+                ),
+            ]
+            self._hook_daphne_shutdown()
             self._started = True
-            logger.info("Realtime process %s registered", self.id)
+            logger.info("Realtime process %s started", self.id)
 
-    async def _run(self) -> None:
-        interval = settings.REALTIME["HEARTBEAT_INTERVAL_S"]
-        dead_after = settings.REALTIME["PROCESS_DEAD_AFTER_S"]
+    def _hook_daphne_shutdown(self) -> None:
+        """Under daphne (Twisted), make the reactor wait for ``drain`` on stop."""
+        if "twisted.internet.reactor" not in sys.modules:
+            return
+        from twisted.internet import defer, reactor
+
+        def before_shutdown():
+            return defer.Deferred.fromFuture(asyncio.ensure_future(self.drain()))
+
+        reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+    async def _beat(self) -> None:
+        realtime = settings.REALTIME
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(realtime["HEARTBEAT_INTERVAL_S"])
             try:
-                await database_sync_to_async(services.process_heartbeat)(
-                    process_id=self.id, host=self.host, pid=self.pid
-                )
-                await database_sync_to_async(services.processes_reap)(
-                    dead_after_s=dead_after, exclude_id=self.id
-                )
-                self.beats += 1
+                await self.beat_once()
                 self.last_error = None
-                await self.on_beat()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -66,9 +93,53 @@ class ProcessLife:
                     logger.exception("Heartbeat failed; will retry")
                 self.last_error = str(exc)
 
-    async def on_beat(self) -> None:
-        """Hook run after each heartbeat (the server refreshes its groups here)."""
+    async def beat_once(self) -> None:
+        """Say we live, reap the dead, make due offline checks, mend the view."""
+        server = self.server
+        await database_sync_to_async(services.process_heartbeat)(
+            process_id=self.id, host=self.host, pid=self.pid
+        )
+        dead = await database_sync_to_async(services.processes_reap)(
+            dead_after_s=settings.REALTIME["PROCESS_DEAD_AFTER_S"], exclude_id=self.id
+        )
+        for process_id in dead:
+            users = await server.roster.view.forget_process(process_id)
+            for user_id in users:
+                await server.presence.check(user_id)
+        await server.roster.view.resync_if_lost()
+        await server.presence.sweep()
+        manager = server.manager
+        if manager.channel_name is not None:
+            try:
+                # Group memberships vanish with a Redis restart: assert them again.
+                await manager.resubscribe()
+            except Exception as exc:
+                manager._mark_down(exc)
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+    async def drain(self) -> None:
+        """Stop cleanly: see the module's docstring."""
+        if self.draining or not self._started:
+            return
+        self.draining = True
+        try:
+            await asyncio.wait_for(self._drain(), DRAIN_LIMIT_S)
+        except Exception:
+            logger.exception("Clean stop did not finish; stopping anyway")
+        for task in self._tasks:
+            task.cancel()
+        await bus.bus.stop()
+
+    async def _drain(self) -> None:
+        server = self.server
+        await database_sync_to_async(services.process_forget)(process_id=self.id)
+        roster = server.roster
+        users = {info.user_id for info in roster.local.values()}
+        count = len(roster.local)
+        for sid in list(roster.local):
+            await server.drop_transport(sid)
+        logger.info("Stopping: dropped %d sockets of %d users", count, len(users))
+        if users:
+            await asyncio.sleep(server.presence.grace_s)
+            for user_id in users:
+                await server.presence.check(user_id)
+        await server.presence.record()

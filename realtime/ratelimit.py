@@ -51,27 +51,40 @@ class LocalBuckets:
         return (1 - tokens) / rate
 
 
+# A rate-limit check waits this long for Redis at most (seconds); after a failure,
+# Redis is left alone this long and the process limits on its own meanwhile, so
+# a Redis outage or restart never holds the events it limits.
+REDIS_TIMEOUT_S = 0.25
+REDIS_RETRY_AFTER_S = 1.0
+
+
 class RedisBuckets:
-    """Token buckets in Redis, shared by every process; fails open if Redis is down."""
+    """Token buckets in Redis, shared by every process; local while Redis is away."""
 
     def __init__(self, url: str) -> None:
         import redis.asyncio as redis
 
-        self._client = redis.Redis.from_url(url)
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        )
         self._script = self._client.register_script(_TOKEN_BUCKET_LUA)
         self._local = LocalBuckets()
+        self._skip_until = 0.0
 
     async def hit(self, key: str, burst: int, rate: float) -> float | None:
+        if time.monotonic() < self._skip_until:
+            return await self._local.hit(key, burst, rate)
         try:
             allowed, retry_ms = await asyncio.wait_for(
                 self._script(
                     keys=[f"bamchat:rl:{key}"], args=[burst, rate, time.time()]
                 ),
-                timeout=1,
+                timeout=REDIS_TIMEOUT_S,
             )
         except Exception as exc:
             # Keep limiting per process while the shared store is away.
             logger.debug("Rate-limit store unreachable (%s); limiting locally", exc)
+            self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_S
             return await self._local.hit(key, burst, rate)
         return None if int(allowed) else int(retry_ms) / 1000
 

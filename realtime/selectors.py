@@ -1,77 +1,79 @@
-"""Reads on realtime state, the same from every process."""
+"""Reads on realtime state, the same from every process (the cluster view)."""
 
-from datetime import UTC, timedelta
-
-from django.db.models import Count
-from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from realtime.models import Connection, Presence, RoomMember, ServerProcess
+from bamchat.formats import iso
+from messaging.selectors import message_counts_since
+from realtime.models import Presence, ServerProcess
 
 
-def iso(value) -> str | None:
-    """ISO 8601 UTC with a Z, as in every payload."""
-    return value.isoformat().replace("+00:00", "Z") if value else None
+def _view():
+    from realtime.server import sio
+
+    return sio.roster.view
 
 
 def presence_get(*, user_id: int) -> dict:
     """``{status, online, lastSeen}`` of one user."""
-    presence = Presence.objects.filter(user_id=user_id).first()
-    status = presence.status if presence else Presence.Status.OFFLINE
+    status = _view().status_now(user_id)
+    row = Presence.objects.filter(user_id=user_id).only("last_seen").first()
+    last_seen = iso(row.last_seen) if row else None
     return {
-        "status": status,
-        "online": status != Presence.Status.OFFLINE,
-        "lastSeen": iso(presence.last_seen) if presence else None,
+        "status": status or "offline",
+        "online": status is not None,
+        "lastSeen": last_seen,
     }
 
 
 def online_user_ids_in_bam(*, bam_id: int) -> list[str]:
     """Ids (strings) of users with a socket in the BAM's room, on any process."""
-    ids = (
-        RoomMember.objects.filter(bam_id=bam_id)
-        .values_list("user_id", flat=True)
-        .distinct()
-    )
-    return sorted({str(i) for i in ids}, key=int)
+    return [str(u) for u in _view().room_users_now(bam_id)]
 
 
 def user_socket_count(*, user_id: int) -> int:
     """How many live sockets a user has, across processes."""
-    return Connection.objects.filter(user_id=user_id).count()
+    return _view().user_sockets_now(user_id)
+
+
+def connections() -> list[dict]:
+    """Every live socket on every process, newest first."""
+    return sorted(_view().sockets_now(), key=lambda s: s["since"], reverse=True)
+
+
+def process_socket_counts() -> dict[str, int]:
+    """How many live sockets each process holds."""
+    counts: dict[str, int] = {}
+    for record in _view().sockets_now():
+        counts[record["process"]] = counts.get(record["process"], 0) + 1
+    return counts
 
 
 def stats() -> dict:
     """Connection, presence, room and process figures across every process."""
-    from messaging.models import Message
-
     now = timezone.now()
-    by_status = dict(
-        Presence.objects.values_list("status").annotate(n=Count("user_id"))
-    )
-    rooms = RoomMember.objects.values("bam_id").annotate(
-        sockets=Count("connection_id"), users=Count("user_id", distinct=True)
-    )
-    members: dict[int, list[str]] = {}
-    for bam_id, user_id in (
-        RoomMember.objects.values_list("bam_id", "user_id")
-        .distinct()
-        .order_by("user_id")
-    ):
-        members.setdefault(bam_id, []).append(str(user_id))
-    per_process = ServerProcess.objects.annotate(n=Count("connections")).order_by(
-        "started_at"
-    )
+    sockets = connections()
+    statuses = _view().statuses_now()
+    rooms: dict[int, dict] = {}
+    for record in sockets:
+        for bam_id in record["bams"]:
+            room = rooms.setdefault(bam_id, {"sockets": 0, "members": set()})
+            room["sockets"] += 1
+            room["members"].add(record["user"])
+    per_process = process_socket_counts()
     return {
-        "connections": Connection.objects.count(),
-        "connectedUsers": Connection.objects.values("user_id").distinct().count(),
-        "byStatus": {s: by_status.get(s, 0) for s in ("online", "away", "busy")},
+        "connections": len(sockets),
+        "connectedUsers": len({record["user"] for record in sockets}),
+        "byStatus": {
+            s: sum(1 for v in statuses.values() if v == s)
+            for s in ("online", "away", "busy")
+        },
         "rooms": {
-            f"bam-{r['bam_id']}": {
-                "sockets": r["sockets"],
-                "users": r["users"],
-                "members": members.get(r["bam_id"], []),
+            f"bam-{bam_id}": {
+                "sockets": room["sockets"],
+                "users": len(room["members"]),
+                "members": [str(u) for u in sorted(room["members"])],
             }
-            for r in rooms
+            for bam_id, room in sorted(rooms.items())
         },
         "processes": [
             {
@@ -80,46 +82,10 @@ def stats() -> dict:
                 "pid": p.pid,
                 "startedAt": iso(p.started_at),
                 "lastHeartbeat": iso(p.last_heartbeat),
-                "connections": p.n,
+                "connections": per_process.get(p.id, 0),
             }
-            for p in per_process
+            for p in ServerProcess.objects.order_by("started_at")
         ],
-        "messagesLastMinute": Message.objects.filter(
-            created_at__gte=now - timedelta(minutes=1)
-        ).count(),
-        "messagesLastHour": Message.objects.filter(
-            created_at__gte=now - timedelta(hours=1)
-        ).count(),
+        **message_counts_since(now=now),
         "at": iso(now),
     }
-
-
-def message_payloads_between(*, bam_id: int, after_seq: int, before_seq: int) -> list:
-    """Payloads of a BAM's messages with after_seq < seq < before_seq, in order."""
-    from messaging.models import Message
-    from messaging.serializers import message_payload
-
-    messages = (
-        Message.objects.filter(bam_id=bam_id, seq__gt=after_seq, seq__lt=before_seq)
-        .select_related("sender")
-        .order_by("seq")
-    )
-    return [message_payload(m) for m in messages]
-
-
-def messages_per_minute(*, minutes: int = 60) -> list[dict]:
-    """Messages stored in each of the last ``minutes`` minutes (the current one last),
-    as ``[{minute, count}]`` with empty minutes included."""
-    from messaging.models import Message
-
-    current = timezone.now().replace(second=0, microsecond=0)
-    first = current - timedelta(minutes=minutes - 1)
-    counts = dict(
-        Message.objects.filter(created_at__gte=first)
-        .annotate(minute=TruncMinute("created_at", tzinfo=UTC))
-        .order_by()
-        .values_list("minute")
-        .annotate(n=Count("id"))
-    )
-    slots = (first + timedelta(minutes=i) for i in range(minutes))
-    return [{"minute": iso(m), "count": counts.get(m, 0)} for m in slots]

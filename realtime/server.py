@@ -1,56 +1,58 @@
-"""This process's Socket.IO server: engine settings, sockets' state, lifecycle."""
+"""This process's Socket.IO server: engine settings, protocol refusals, rooms."""
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 import socketio
 from django.conf import settings
+from socketio import packet as sio_packet
 
+from realtime import bus
+from realtime.delivery import Relay
 from realtime.manager import ChannelLayerManager
+from realtime.namespace import BamNamespace, error_ack, now_iso
+from realtime.presence import PresenceKeeper
 from realtime.process import ProcessLife
 from realtime.ratelimit import RateLimiter
+from realtime.roster import Roster
 from realtime.typing import TypingTracker
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class SocketState:
-    """What this process knows about one of its sockets."""
-
-    user_id: int
-    username: str
-    expires_at: float
-    transport: str
-    bams: set[int] = field(default_factory=set)  # BAMs whose membership was checked
-    expiry_timer: object = None
+# Names the library gives its own meaning: a client may not send them as events.
+RESERVED_EVENTS = frozenset(
+    {"connect", "disconnect", "connect_error", "__disconnect_final", "message", "*"}
+)
+BINARY_PACKETS = (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK)
 
 
 class BamSocketServer(socketio.AsyncServer):
-    """AsyncServer with the layer manager, sockets' state and process lifecycle."""
+    """AsyncServer with the contract's namespace, this process's roster and relay."""
 
     def __init__(self) -> None:
-        origins = settings.CORS_ALLOWED_ORIGINS or None  # None: same origin only
+        realtime = settings.REALTIME
         super().__init__(
             async_mode="asgi",
             client_manager=ChannelLayerManager(),
-            cors_allowed_origins=origins,
-            max_http_buffer_size=settings.REALTIME["MAX_PAYLOAD_BYTES"],
+            cors_allowed_origins=settings.CORS_ALLOWED_ORIGINS or None,
+            max_http_buffer_size=realtime["MAX_PAYLOAD_BYTES"],
             # Events of one socket run in order (per-sender message order); sockets
             # still run concurrently with each other.
             async_handlers=False,
-            ping_interval=25,
-            ping_timeout=20,
+            ping_interval=realtime["PING_INTERVAL_S"],
+            ping_timeout=realtime["PING_TIMEOUT_S"],
             logger=False,
             engineio_logger=False,
         )
-        self.sockets: dict[str, SocketState] = {}
-        self.process = ProcessLife()
-        self.process.on_beat = self._on_beat
+        self.process = ProcessLife(self)
+        self.roster = Roster(self.process.id)
+        self.presence = PresenceKeeper(self.roster)
+        self.relay = Relay(self)
+        self.manager.relay = self.relay
         self.limiter = RateLimiter()
         self.typing = TypingTracker(self)
         self._background: set[asyncio.Task] = set()
+        self.register_namespace(BamNamespace("/"))
 
     def background(self, coro) -> asyncio.Task:
         """Run a coroutine as a task this server keeps a reference to until it ends."""
@@ -59,24 +61,90 @@ class BamSocketServer(socketio.AsyncServer):
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _on_beat(self) -> None:
-        # Group memberships can expire (channels-redis group_expiry) or vanish with
-        # a Redis restart: re-assert them on every beat.
-        manager = self.manager
-        if manager.channel_name is not None:
-            try:
-                await manager.resubscribe()
-            except Exception as exc:
-                manager._mark_down(exc)
+    # -- what a client may send -----------------------------------------------------
+    async def _handle_eio_message(self, eio_sid, data):
+        """Refuse what the contract does not have before the library sees it.
 
-    async def evicted(self, sid: str, room: str) -> None:
-        """A socket's user lost access to a BAM: forget the cached membership."""
-        state = self.sockets.get(sid)
-        if state is not None:
-            try:
-                state.bams.discard(int(room.removeprefix("bam-")))
-            except ValueError:
-                pass
+        python-socketio dispatches a client event named ``connect`` or
+        ``disconnect`` to the lifecycle handlers, buffers binary attachments
+        for as long as the client announces, and only logs a packet it cannot
+        decode; it has no setting for any of these, so this override of its
+        message hook is the one place that decides.
+        """
+        if not isinstance(data, str):
+            return  # a binary frame: the contract has none; dropped unread
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except Exception:
+            logger.info("Closed a socket that sent an undecodable packet")
+            await self._end_transport(eio_sid, reconnect=False)
+            return
+        if pkt.packet_type in BINARY_PACKETS:
+            await self._refuse(eio_sid, pkt, "Binary payloads are not supported.")
+            return
+        if pkt.packet_type == sio_packet.EVENT and (
+            not isinstance(pkt.data, list)
+            or not pkt.data
+            or not isinstance(pkt.data[0], str)
+            or pkt.data[0] in RESERVED_EVENTS
+        ):
+            await self._refuse(eio_sid, pkt, "This event name is reserved.")
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _refuse(self, eio_sid, pkt, message: str) -> None:
+        if pkt.packet_type == sio_packet.BINARY_ACK or pkt.id is None:
+            return
+        ack = self.packet_class(
+            sio_packet.ACK,
+            namespace=pkt.namespace,
+            id=pkt.id,
+            data=[error_ack("invalid", message)],
+        )
+        await self.eio.send(eio_sid, ack.encode())
+
+    # -- rooms ----------------------------------------------------------------------
+    def member_event(self, info, bam_id: int) -> dict:
+        """The payload of ``user-joined-bam`` / ``user-left-bam``."""
+        return {
+            "bamId": str(bam_id),
+            "userId": str(info.user_id),
+            "username": info.username,
+            "at": now_iso(),
+        }
+
+    async def room_leave(self, info, bam_id: int, *, announce: bool) -> None:
+        """Take a socket out of a BAM's room (typing stops; the room may be told)."""
+        await self.typing.stop(bam_id=bam_id, user_id=info.user_id)
+        await self.relay.unwatch(bam_id, info.sid)
+        if await self.roster.leave(info, bam_id) and announce:
+            bus.room_event(
+                bam_id=bam_id,
+                event="user-left-bam",
+                data=self.member_event(info, bam_id),
+            )
+
+    async def drop_transport(self, sid: str) -> None:
+        """Close a socket's transport as a dying server would, so it reconnects."""
+        info = self.roster.local.get(sid)
+        if info is not None:
+            await self._end_transport(info.eio_sid, reconnect=True)
+
+    async def _end_transport(self, eio_sid: str, *, reconnect: bool) -> None:
+        """End an Engine.IO socket and its transport now.
+
+        Engine.IO's ``disconnect`` sends a close packet (which also tells the
+        client not to come back) and leaves the WebSocket open until the client
+        closes it. A stopping process wants clients back, elsewhere; a hostile
+        client gets no say. There is no public call for either, so this one
+        place closes the socket (with the close packet only when the client
+        must not reconnect) and ends its writer, which closes the transport.
+        """
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return
+        await sock.close(wait=False, abort=reconnect)
+        sock.queue.put_nowait(None)
 
     def health(self) -> dict:
         """Liveness of this process's realtime machinery."""
@@ -85,15 +153,11 @@ class BamSocketServer(socketio.AsyncServer):
             "process": self.process.id,
             "heartbeat": self.process.running,
             "heartbeatError": self.process.last_error,
-            "listener": bool(getattr(manager, "listener_running", False)),
+            "listener": bool(manager.listener_running),
             "listenerRestarts": manager.listener_restarts,
-            "layerDown": manager.layer_down,
-            "sockets": len(self.sockets),
+            "layerDown": manager.layer_down or bus.bus.down,
+            "sockets": len(self.roster.local),
         }
 
 
 sio = BamSocketServer()
-
-from realtime import handlers  # noqa: E402  - registers the event handlers on ``sio``
-
-handlers.register(sio)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from realtime.events import bam_room
+from realtime import bus
 
 
 @dataclass
@@ -44,11 +44,6 @@ class TypingTracker:
         current.timer.cancel()
         await self._announce(key, current.username, current.sid, False)
 
-    async def stop_all(self, *, user_id: int, bam_ids) -> None:
-        """Stop typing in these BAMs (the user's socket left them or went away)."""
-        for bam_id in bam_ids:
-            await self.stop(bam_id=bam_id, user_id=user_id)
-
     def _expire(self, key) -> None:
         current = self._state.pop(key, None)
         if current is not None:
@@ -64,6 +59,4 @@ class TypingTracker:
             "username": username,
             "isTyping": is_typing,
         }
-        await self._server.emit(
-            "typing-status", payload, room=bam_room(bam_id), skip_sid=sid
-        )
+        bus.room_event(bam_id=bam_id, event="typing-status", data=payload, skip_sid=sid)

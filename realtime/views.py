@@ -1,4 +1,4 @@
-"""REST views of realtime state and operations."""
+"""REST views of realtime state and operations, answered for the whole cluster."""
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -7,19 +7,27 @@ from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import IsActiveUser, IsStaff
+from accounts.views import MeView as ProfileView
 from bamchat.errors import NotFound
-from messaging.permissions import IsActiveUser
-from messaging.selectors import bam_get_for_participant, parse_id
-from realtime import events, selectors
-from realtime.serializers import BroadcastSerializer, NotifySerializer
+from messaging.selectors import (
+    bam_get_for_participant,
+    bam_get_for_staff,
+    parse_id,
+    shares_a_bam,
+)
+from realtime import bus, selectors
+from realtime.serializers import (
+    BroadcastSerializer,
+    MeSerializer,
+    NotifySerializer,
+)
 
 
-class IsStaff(permissions.BasePermission):
-    """Active staff accounts."""
+class MeView(ProfileView):
+    """The caller's own profile and presence."""
 
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+    serializer_class = MeSerializer
 
 
 class StatsView(APIView):
@@ -33,14 +41,20 @@ class StatsView(APIView):
 
 
 class PresenceView(APIView):
-    """One user's presence."""
+    """One user's presence: for the user, co-participants and staff."""
 
     permission_classes = [IsActiveUser]
 
     @extend_schema(responses=dict)
     def get(self, request, user_id):
         pk = parse_id(user_id, what="user")
-        if not get_user_model().objects.filter(pk=pk).exists():
+        viewer = request.user
+        allowed = (
+            pk == viewer.pk
+            or viewer.is_staff
+            or shares_a_bam(user_id=viewer.pk, other_id=pk)
+        )
+        if not allowed or not get_user_model().objects.filter(pk=pk).exists():
             raise NotFound("No such user.")
         return Response({"userId": str(pk), **selectors.presence_get(user_id=pk)})
 
@@ -53,11 +67,7 @@ class BamOnlineView(APIView):
     @extend_schema(responses=dict)
     def get(self, request, bam_id):
         if request.user.is_staff:
-            pk = parse_id(bam_id, what="BAM")
-            from messaging.models import Bam
-
-            if not Bam.objects.filter(pk=pk).exists():
-                raise NotFound("No such BAM.")
+            pk = bam_get_for_staff(bam_id=bam_id).pk
         else:
             pk = bam_get_for_participant(bam_id=bam_id, user=request.user).pk
         online = selectors.online_user_ids_in_bam(bam_id=pk)
@@ -81,8 +91,8 @@ class NotifyView(APIView):
             return Response({"userId": ["No such user."]}, status=400)
         sockets = selectors.user_socket_count(user_id=pk)
         event = body.validated_data["event"]
-        delivered = sockets > 0 and events.users_event_publish(
-            user_ids=[pk], event=event, payload=body.validated_data["data"]
+        sent = sockets > 0 and bus.users_event(
+            user_ids=[pk], event=event, data=body.validated_data["data"], confirm=True
         )
         return Response(
             {
@@ -90,7 +100,7 @@ class NotifyView(APIView):
                 "event": event,
                 "online": sockets > 0,
                 "sockets": sockets,
-                "sent": bool(delivered),
+                "sent": bool(sent),
             }
         )
 
@@ -105,9 +115,7 @@ class BroadcastView(APIView):
         body = BroadcastSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         event = body.validated_data["event"]
-        sent = events.broadcast_publish(
-            event=event, payload=body.validated_data["data"]
-        )
+        sent = bus.broadcast(event=event, data=body.validated_data["data"])
         stats = selectors.stats()
         return Response(
             {
@@ -120,10 +128,9 @@ class BroadcastView(APIView):
 
 
 class HealthView(APIView):
-    """Liveness of this process: database, channel layer listener, heartbeat."""
+    """Liveness of this process; the details only for staff."""
 
     permission_classes = [permissions.AllowAny]
-    authentication_classes = []
 
     @extend_schema(responses=dict)
     def get(self, request):
@@ -135,11 +142,14 @@ class HealthView(APIView):
             database = True
         except Exception:
             database = False
-        body = {"database": database, **sio.health()}
+        details = {"database": database, **sio.health()}
         healthy = (
             database
-            and not body["layerDown"]
-            and (body["listener"] or body["sockets"] == 0)
+            and not details["layerDown"]
+            and (details["listener"] or details["sockets"] == 0)
         )
-        body["ok"] = healthy
+        user = request.user
+        body = {"ok": healthy}
+        if user and user.is_authenticated and user.is_active and user.is_staff:
+            body.update(details)
         return Response(body, status=200 if healthy else 503)

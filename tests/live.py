@@ -9,6 +9,7 @@ that records every event it receives so a test can wait for one.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import re
@@ -417,3 +418,94 @@ class Peer:
     async def close(self) -> None:
         if self.client.connected:
             await self.client.disconnect()
+
+
+class RawSocket:
+    """A hostile client: Engine.IO v4 frames over a bare WebSocket, no library."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = base_url.replace("http://", "ws://") + (
+            "/socket.io/?EIO=4&transport=websocket"
+        )
+        self.session = aiohttp.ClientSession()
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.sid: str | None = None
+        self._next_id = 0
+
+    async def connect(self, token: str) -> RawSocket:
+        self.ws = await self.session.ws_connect(self.url)
+        opened = await self.receive_text()
+        assert opened.startswith("0"), f"expected an Engine.IO open, got {opened!r}"
+        await self.ws.send_str("40" + json.dumps({"token": token}))
+        connected = await self.receive_text()
+        while connected.startswith("42"):  # events may come before the answer
+            connected = await self.receive_text()
+        assert connected.startswith("40"), f"connect refused: {connected!r}"
+        self.sid = json.loads(connected[2:])["sid"]
+        return self
+
+    async def receive_text(self, timeout: float = EVENT_TIMEOUT_S) -> str:
+        """The next text frame, answering Engine.IO pings on the way."""
+        assert self.ws is not None
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise ConnectionError(f"socket closed or not text: {msg.type!r}")
+            if msg.data == "2":
+                await self.ws.send_str("3")
+                continue
+            return msg.data
+
+    async def call(self, event: str, *args, timeout: float = EVENT_TIMEOUT_S):
+        """Send ``42<id>[event, ...args]`` and return the ack's arguments."""
+        self._next_id += 1
+        ack_id = self._next_id
+        await self.send_text(f"42{ack_id}" + json.dumps([event, *args]))
+        return await self.ack(ack_id, timeout=timeout)
+
+    async def ack(self, ack_id: int, timeout: float = EVENT_TIMEOUT_S):
+        """Wait for the ack ``43<id>[...]``; events met on the way are dropped."""
+        prefix = f"43{ack_id}["
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise AssertionError(f"no ack {ack_id} within {timeout}s")
+            frame = await self.receive_text(timeout=left)
+            if frame.startswith(prefix):
+                return json.loads(frame[len(prefix) - 1 :])
+
+    async def send_text(self, frame: str) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(frame)
+
+    async def send_bytes(self, frame: bytes) -> None:
+        assert self.ws is not None
+        await self.ws.send_bytes(frame)
+
+    async def closed_within(self, timeout: float) -> bool:
+        """Whether the server closes the socket within ``timeout`` seconds."""
+        assert self.ws is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                msg = await self.ws.receive(timeout=left)
+            except TimeoutError:
+                return False
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                return True
+            if msg.type == aiohttp.WSMsgType.TEXT and msg.data == "2":
+                await self.ws.send_str("3")
+        return False
+
+    async def close(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        await self.session.close()

@@ -128,6 +128,7 @@ async def test_join_and_leave_bam(api, peers):
         "bamId": bam["id"],
         "onlineUsers": [alice.id],
         "missed": 0,
+        "lastSeq": 0,
     }
     ack = await b.call("join-bam", {"bamId": int(bam["id"])})
     assert ack["ok"] and sorted(ack["onlineUsers"], key=int) == sorted(
@@ -511,10 +512,17 @@ async def test_staff_notify_and_broadcast_reach_sockets(api, peers, deployment):
     assert not b.got("notification")
 
 
-async def test_health_reports_database_listener_and_heartbeat(api, peers, server):
+async def test_health_reports_database_listener_and_heartbeat(
+    api, peers, server, deployment
+):
     me = await api.account()
     await peers(me)
     status, health = await api.request("GET", "/health")
+    assert status == 200 and health == {"ok": True}, "anonymous callers see details"
+    staff_name = f"staff_{uuid.uuid4().hex[:6]}"
+    deployment.create_staff(staff_name)
+    staff = await api.login(staff_name)
+    status, health = await api.request("GET", "/health", token=staff.access)
     assert status == 200 and health["ok"] is True
     assert health["database"] is True and health["listener"] is True
     assert health["heartbeat"] is True and health["layerDown"] is False

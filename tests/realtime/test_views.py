@@ -1,8 +1,11 @@
 """The /websocket/* routes: permissions, validation and figures (in process)."""
 
 import pytest
+from asgiref.sync import async_to_sync
 
-from realtime.models import Connection, Presence, RoomMember, ServerProcess
+from realtime.models import Presence, ServerProcess
+from realtime.roster import SocketInfo
+from realtime.server import sio
 from tests.factories import BamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,18 +18,23 @@ def world(db):
     staff = UserFactory(is_staff=True)
     alice, bob, outsider = UserFactory(), UserFactory(), UserFactory()
     bam = BamFactory(owner=alice, members=[bob])
-    process = ServerProcess.objects.create(
-        id="p1", host="h", pid=1, last_heartbeat=timezone.now()
+    roster = sio.roster
+    ServerProcess.objects.create(
+        id=roster.process_id, host="h", pid=1, last_heartbeat=timezone.now()
     )
-    conn = Connection.objects.create(
-        sid="s1", user=alice, process=process, transport="websocket"
-    )
-    Connection.objects.create(
-        sid="s2", user=alice, process=process, transport="polling"
-    )
-    RoomMember.objects.create(connection=conn, bam=bam, user=alice)
+    sockets = [
+        SocketInfo("s1", "e1", alice.pk, alice.username, 0, "websocket", "::1"),
+        SocketInfo("s2", "e2", alice.pk, alice.username, 0, "polling", "::1"),
+    ]
+    for info in sockets:
+        async_to_sync(roster.add)(info)
+    async_to_sync(roster.enter)(sockets[0], bam.pk)
+    async_to_sync(roster.view.set_status)(alice.pk, "away")
     Presence.objects.create(user=alice, status="away", last_seen=timezone.now())
-    return staff, alice, bob, outsider, bam
+    yield staff, alice, bob, outsider, bam
+    for info in sockets:
+        async_to_sync(roster.remove)(info.sid)
+    async_to_sync(roster.view.offline_if_gone)(alice.pk)
 
 
 def test_permissions(rest, world):
@@ -53,23 +61,24 @@ def test_stats_figures(rest, world):
     assert body["rooms"] == {
         f"bam-{bam.pk}": {"sockets": 1, "users": 1, "members": [str(alice.pk)]}
     }
-    assert (
-        body["processes"][0]["id"] == "p1" and body["processes"][0]["connections"] == 2
-    )
+    assert body["processes"][0]["id"] == sio.roster.process_id
+    assert body["processes"][0]["connections"] == 2
     assert body["messagesLastMinute"] == 0 and body["messagesLastHour"] == 0
 
 
 def test_presence_and_online(rest, world):
     staff, alice, bob, outsider, bam = world
     rest.force_authenticate(outsider)
+    assert rest.get(f"/websocket/presence/{alice.pk}").status_code == 404
+    assert rest.get(f"/websocket/presence/{outsider.pk}").data["status"] == "offline"
+    assert rest.get(f"/websocket/bam/{bam.pk}/online").status_code == 404
+    rest.force_authenticate(bob)
     presence = rest.get(f"/websocket/presence/{alice.pk}").data
     assert presence["userId"] == str(alice.pk) and presence["status"] == "away"
     assert presence["online"] is True and presence["lastSeen"].endswith("Z")
     assert rest.get(f"/websocket/presence/{bob.pk}").data["status"] == "offline"
     assert rest.get("/websocket/presence/999999").status_code == 404
     assert rest.get("/websocket/presence/xyz").status_code == 404
-    assert rest.get(f"/websocket/bam/{bam.pk}/online").status_code == 404
-    rest.force_authenticate(bob)
     online = rest.get(f"/websocket/bam/{bam.pk}/online/").data
     assert online == {"bamId": str(bam.pk), "onlineUsers": [str(alice.pk)]}
     rest.force_authenticate(staff)
@@ -82,8 +91,8 @@ def test_notify_and_broadcast_validate_and_publish(rest, world, monkeypatch):
     rest.force_authenticate(staff)
     sent = []
     monkeypatch.setattr(
-        "realtime.events.publish",
-        lambda group, msg, **kw: sent.append((group, msg)) or True,
+        "realtime.bus.bus.send_confirmed",
+        lambda group, msg: sent.append((group, msg)) or True,
     )
     assert rest.post("/websocket/notify", {}, format="json").status_code == 400
     bad_event = {"userId": str(alice.pk), "event": "new-message", "data": {}}
@@ -105,10 +114,11 @@ def test_notify_and_broadcast_validate_and_publish(rest, world, monkeypatch):
         "/websocket/notify", {"userId": str(bob.pk), "data": {}}, format="json"
     )
     assert offline.data["online"] is False and offline.data["sent"] is False
-    assert len(sent) == 1 and sent[0][1]["user_ids"] == [str(alice.pk)]
+    assert len(sent) == 1 and sent[0][1]["users"] == [alice.pk]
     bad = {"event": "presence-update", "data": {}}
     assert rest.post("/websocket/broadcast", bad, format="json").status_code == 400
     assert rest.post("/websocket/broadcast", {}, format="json").status_code == 400
     ok = rest.post("/websocket/broadcast", {"data": {"hello": "all"}}, format="json")
     assert ok.status_code == 200 and ok.data["event"] == "broadcast"
-    assert sent[-1][1]["event"] == "broadcast" and sent[-1][1]["room"] is None
+    assert sent[-1][1]["event"] == "broadcast"
+    assert sent[-1][1]["type"] == "realtime.broadcast"

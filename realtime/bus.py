@@ -1,0 +1,209 @@
+"""The one way realtime events leave a process: typed messages on the channel layer.
+
+Signal receivers (after commit), socket handlers and staff views say what
+happened with the functions at the bottom of this module; the bus builds the
+envelope, picks the group and sends it from the server's event loop, never
+blocking the caller. Every process's client manager receives it and hands it to
+that process's relay, channels-style: ``{"type": "realtime.bam_event"}`` is
+handled by ``Relay.realtime_bam_event``.
+
+BAM events go to the BAM's group, which a process joins only while it has
+sockets in that BAM; everything else goes to the global group. On the in-memory
+layer (one process) the relay gets the message directly, without a layer hop.
+"""
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+GLOBAL_GROUP = "realtime"
+TYPE_PREFIX = "realtime."
+# How long a staff call waits to learn whether the layer took its event.
+CONFIRM_TIMEOUT_S = 3
+
+
+def bam_group(bam_id) -> str:
+    """The channel-layer group of one BAM's events."""
+    return f"bam-{bam_id}"
+
+
+class Bus:
+    """Sends envelopes in the order they were submitted, from one loop task."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.deliver_local: Callable[[dict], Awaitable[None]] | None = None
+        self.local_only = False
+        self.down = False
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self, deliver_local: Callable[[dict], Awaitable[None]]) -> None:
+        """Send from the running loop; ``deliver_local`` is this process's relay."""
+        self.loop = asyncio.get_running_loop()
+        self.deliver_local = deliver_local
+        self.local_only = isinstance(get_channel_layer(), InMemoryChannelLayer)
+        self._queue = asyncio.Queue()
+        self._task = self.loop.create_task(self._run(), name="realtime-bus")
+
+    async def stop(self) -> None:
+        """Send what is queued (briefly), then stop sending."""
+        if self._task is None:
+            return
+        if self._queue is not None and not self._queue.empty():
+            try:
+                await asyncio.wait_for(self._queue.join(), 1)
+            except TimeoutError:
+                logger.warning("Dropped %d unsent events at stop", self._queue.qsize())
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def send(self, group: str, message: dict) -> None:
+        """Queue one envelope from any thread; returns at once, never raises."""
+        if self.running:
+            assert self.loop is not None and self._queue is not None
+            self.loop.call_soon_threadsafe(self._queue.put_nowait, (group, message))
+            return
+        # No server loop in this process (a management command, a shell): no
+        # local sockets to reach, so only other processes can be told.
+        if self.loop is None and not isinstance(
+            get_channel_layer(), InMemoryChannelLayer
+        ):
+            self._send_outside_server(group, message)
+
+    def send_confirmed(self, group: str, message: dict) -> bool:
+        """Send from a worker thread and wait to learn whether the layer took it."""
+        if not self.running:
+            return self._send_outside_server(group, message)
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._put(group, message), self.loop)
+        try:
+            return future.result(CONFIRM_TIMEOUT_S)
+        except (concurrent.futures.TimeoutError, Exception):
+            return False
+
+    def _send_outside_server(self, group: str, message: dict) -> bool:
+        try:
+            async_to_sync(get_channel_layer().group_send)(group, message)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        self._recovered()
+        return True
+
+    async def _put(self, group: str, message: dict) -> bool:
+        try:
+            if self.local_only:
+                await self.deliver_local(message)
+            else:
+                await get_channel_layer().group_send(group, message)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        self._recovered()
+        return True
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            group, message = await self._queue.get()
+            try:
+                await self._put(group, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Could not deliver %s", message.get("type"))
+            finally:
+                self._queue.task_done()
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self.down:
+            self.down = True
+            logger.error(
+                "Channel layer unreachable; live events are dropped until it "
+                "returns (clients catch up from the database): %s",
+                exc,
+            )
+
+    def _recovered(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning("Channel layer reachable again; live events flow again")
+
+
+bus = Bus()
+
+
+def _envelope(kind: str, **fields) -> dict:
+    return {"type": TYPE_PREFIX + kind, **fields}
+
+
+# -- what can be said ------------------------------------------------------------------
+def bam_event(*, bam_id: int, event: str, data: dict) -> None:
+    """A sequence-numbered BAM event (``data["seq"]``): delivered in order, once."""
+    bus.send(
+        bam_group(bam_id), _envelope("bam_event", bam=bam_id, event=event, data=data)
+    )
+
+
+def room_event(*, bam_id: int, event: str, data: dict, skip_sid: str = "") -> None:
+    """A passing BAM event (typing, joins, leaves) for the sockets in its room now."""
+    bus.send(
+        bam_group(bam_id),
+        _envelope("room_event", bam=bam_id, event=event, data=data, skip=skip_sid),
+    )
+
+
+def users_event(
+    *, user_ids, event: str, data, except_bam: int | None = None, confirm=False
+) -> bool:
+    """An event for every socket of some users (leaving out sockets in a BAM's room)."""
+    message = _envelope(
+        "users_event",
+        users=[int(u) for u in user_ids],
+        event=event,
+        data=data,
+        except_bam=except_bam,
+    )
+    if confirm:
+        return bus.send_confirmed(GLOBAL_GROUP, message)
+    bus.send(GLOBAL_GROUP, message)
+    return True
+
+
+def broadcast(*, event: str, data) -> bool:
+    """An event for every connected socket; says whether the layer took it."""
+    return bus.send_confirmed(
+        GLOBAL_GROUP, _envelope("broadcast", event=event, data=data)
+    )
+
+
+def bam_access_revoked(*, bam_id: int, user_ids) -> None:
+    """These users lost a BAM: their sockets leave its room and forget its access."""
+    bus.send(
+        GLOBAL_GROUP,
+        _envelope("bam_access_revoked", bam=bam_id, users=[int(u) for u in user_ids]),
+    )
+
+
+def users_disconnect(*, user_ids) -> None:
+    """Disconnect every socket of these users, on every process."""
+    bus.send(
+        GLOBAL_GROUP, _envelope("users_disconnect", users=[int(u) for u in user_ids])
+    )
+
+
+def sockets_disconnect(*, sids) -> None:
+    """Disconnect these sockets, wherever they are."""
+    bus.send(GLOBAL_GROUP, _envelope("sockets_disconnect", sids=list(sids)))

@@ -1,0 +1,302 @@
+"""Socket.IO handlers of the contract, as one namespace class.
+
+``join-bam`` is handled by ``on_join_bam``: a client event is a method marked
+with ``@client_event``; the ack, the rate limit and the error handling are
+written once, in ``trigger_event``. Lifecycle names (``connect``,
+``disconnect`` ...) never reach here from a client: the server refuses them.
+"""
+
+import asyncio
+import logging
+import math
+import re
+import time
+
+import socketio
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from socketio.exceptions import ConnectionRefusedError as Refused
+
+from bamchat.errors import DomainError, Invalid, NotFound, invalid
+from bamchat.formats import iso
+from messaging import selectors as messaging_selectors
+from messaging import services as messaging_services
+from messaging.serializers import message_payload
+from realtime import bus
+from realtime.auth import AuthRefused, identity_from_token, token_from_handshake
+from realtime.roster import SocketInfo
+
+logger = logging.getLogger(__name__)
+
+# Client event names: lower-case words joined by dashes (``send-message``).
+CLIENT_EVENT_NAME = re.compile(r"[a-z]+(?:-[a-z]+)*")
+
+
+def error_ack(code: str, message: str, **extra) -> dict:
+    """The ack of a refused event."""
+    return {"ok": False, "error": {"code": code, "message": message, **extra}}
+
+
+def client_event(*, limit: str | None = None):
+    """Mark a method as the handler of a client event, with its rate-limit bucket."""
+
+    def mark(method):
+        method.client_event = True
+        method.rate_limit = limit
+        return method
+
+    return mark
+
+
+def _bam_id_of(payload, *, allow_bare: bool = True) -> int:
+    if isinstance(payload, dict):
+        if "bamId" not in payload:
+            raise invalid("bamId", "bamId is required.")
+        raw = payload["bamId"]
+    elif allow_bare:
+        raw = payload
+    else:
+        raise Invalid("Expected an object with bamId.")
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise invalid("bamId", "bamId must be a string id.")
+    return messaging_selectors.parse_id(raw, what="BAM")
+
+
+def _since_of(payload) -> tuple[object | None, int | None]:
+    """``since`` (a message id) and ``sinceSeq`` (a number) of a join, if given."""
+    if not isinstance(payload, dict):
+        return None, None
+    since, since_seq = payload.get("since"), payload.get("sinceSeq")
+    if since is not None and (
+        isinstance(since, bool) or not isinstance(since, str | int)
+    ):
+        raise invalid("since", "since must be a message id.")
+    if since_seq is not None and (
+        isinstance(since_seq, bool) or not isinstance(since_seq, int) or since_seq < 0
+    ):
+        raise invalid("sinceSeq", "sinceSeq must be a whole number.")
+    return since, since_seq
+
+
+def _client_address(environ: dict) -> str:
+    scope = environ.get("asgi.scope") or {}
+    client = scope.get("client") or ("", 0)
+    return str(client[0] or "")[:64]
+
+
+class BamNamespace(socketio.AsyncNamespace):
+    """The contract's events on namespace ``/``."""
+
+    async def trigger_event(self, event, *args):
+        if event == "connect":
+            return await self.on_connect(*args)
+        if event == "disconnect":
+            return await self.on_disconnect(*args)
+        sid, *rest = args
+        return await self._client_event(event, sid, rest[0] if rest else None)
+
+    async def _client_event(self, event: str, sid: str, payload):
+        server = self.server
+        info = server.roster.local.get(sid)
+        if info is None:
+            return error_ack("forbidden", "Not connected.")
+        handler = None
+        if isinstance(event, str) and CLIENT_EVENT_NAME.fullmatch(event):
+            handler = getattr(self, "on_" + event.replace("-", "_"), None)
+        if not getattr(handler, "client_event", False):
+            return error_ack("invalid", f"Unknown event {str(event)[:50]!r}.")
+        try:
+            if handler.rate_limit:
+                wait = await server.limiter.retry_after(
+                    user_id=info.user_id, action=handler.rate_limit
+                )
+                if wait is not None:
+                    return error_ack(
+                        "rate_limited",
+                        "Too many requests; slow down.",
+                        retryAfter=math.ceil(wait * 1000) / 1000,
+                    )
+            self._note_transport(info)
+            result = await handler(info, payload)
+        except DomainError as exc:
+            extra = {"fields": exc.fields} if exc.fields else {}
+            return error_ack(exc.code, exc.message, **extra)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Handler of %s failed", event)
+            return error_ack("internal", "Something went wrong on the server.")
+        return {"ok": True, **(result or {})}
+
+    def _note_transport(self, info: SocketInfo) -> None:
+        try:
+            current = self.server.transport(info.sid)
+        except Exception:
+            return
+        if current != info.transport:
+            info.transport = current
+            self.server.background(self.server.roster.view.socket_changed(info))
+
+    async def _ensure_access(self, info: SocketInfo, bam_id: int) -> None:
+        if bam_id in info.access:
+            return
+        if not await database_sync_to_async(messaging_selectors.is_participant)(
+            bam_id=bam_id, user_id=info.user_id
+        ):
+            raise NotFound("No such BAM.")
+        info.access.add(bam_id)
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def on_connect(self, sid, environ, auth=None):
+        server = self.server
+        if server.process.draining:
+            raise Refused("Server restarting; reconnect.", {"code": "internal"})
+        try:
+            token = token_from_handshake(environ, auth)
+            identity = await database_sync_to_async(identity_from_token)(token)
+        except AuthRefused as exc:
+            raise Refused(exc.message, {"code": exc.code}) from None
+        remaining = identity.expires_at - time.time()
+        if remaining <= 0:
+            raise Refused("Token expired.", {"code": "token_expired"})
+        info = SocketInfo(
+            sid=sid,
+            eio_sid=server.manager.eio_sid_from_sid(sid, "/"),
+            user_id=identity.user_id,
+            username=identity.username,
+            expires_at=identity.expires_at,
+            transport=server.transport(sid),
+            address=_client_address(environ),
+        )
+        await server.presence.connected(info)
+        info.expiry = asyncio.get_running_loop().call_later(
+            remaining, lambda: server.background(self._expire(sid))
+        )
+
+    async def _expire(self, sid: str) -> None:
+        if sid in self.server.roster.local:
+            await self.server.relay.send(
+                "token-expired",
+                {"code": "token_expired", "message": "Token expired; reconnect."},
+                [sid],
+            )
+            await self.server.disconnect(sid)
+
+    async def on_disconnect(self, sid, reason=None):
+        server = self.server
+        info = server.roster.local.get(sid)
+        if info is None:
+            return
+        for bam_id in list(info.rooms):
+            await server.room_leave(info, bam_id, announce=True)
+        await server.presence.disconnected(sid)
+
+    # -- client events --------------------------------------------------------------
+    @client_event(limit="join-bam")
+    async def on_join_bam(self, info: SocketInfo, payload):
+        server = self.server
+        bam_id = _bam_id_of(payload)
+        since, since_seq = _since_of(payload)
+        # Be in the BAM's group before reading its last seq: nothing committed
+        # after the read can then pass by unseen.
+        stream = await server.relay.stream(bam_id)
+        try:
+            latest, anchor = await database_sync_to_async(
+                messaging_selectors.bam_join_point
+            )(bam_id=bam_id, user_id=info.user_id, since_message_id=since)
+        except DomainError:
+            info.access.discard(bam_id)
+            await server.relay.unwatch(bam_id, info.sid)
+            raise
+        info.access.add(bam_id)
+        newly = await server.roster.enter(info, bam_id)
+        after = since_seq if since_seq is not None else anchor
+        if after is not None:
+            replayed = await stream.replay(info.sid, after_seq=after, latest_seq=latest)
+        else:
+            if info.sid not in stream.upto:
+                stream.watch(info.sid, latest)
+            replayed = {"missed": 0, "lastSeq": latest}
+        if newly:
+            bus.room_event(
+                bam_id=bam_id,
+                event="user-joined-bam",
+                data=self.server.member_event(info, bam_id),
+                skip_sid=info.sid,
+            )
+        online = await server.roster.view.room_users(bam_id)
+        return {
+            "bamId": str(bam_id),
+            "onlineUsers": [str(u) for u in online],
+            **replayed,
+        }
+
+    @client_event(limit="join-bam")
+    async def on_leave_bam(self, info: SocketInfo, payload):
+        bam_id = _bam_id_of(payload)
+        if bam_id not in info.rooms:
+            await self._ensure_access(info, bam_id)
+        else:
+            await self.server.room_leave(info, bam_id, announce=True)
+        return {"bamId": str(bam_id)}
+
+    @client_event(limit="send-message")
+    async def on_send_message(self, info: SocketInfo, payload):
+        if not isinstance(payload, dict):
+            raise Invalid(
+                "Expected an object {bamId, content, type?, tempId?, toUserId?}."
+            )
+        bam_id = _bam_id_of(payload, allow_bare=False)
+        message = await database_sync_to_async(_create_message)(
+            bam_id=bam_id,
+            user_id=info.user_id,
+            username=info.username,
+            content=payload.get("content", payload.get("text")),
+            type=payload.get("type"),
+            temp_id=payload.get("tempId"),
+            to_user_id=payload.get("toUserId"),
+        )
+        info.access.add(bam_id)
+        await self.server.typing.stop(bam_id=bam_id, user_id=info.user_id)
+        return {"message": message}
+
+    @client_event(limit="typing")
+    async def on_typing_start(self, info: SocketInfo, payload):
+        bam_id = _bam_id_of(payload)
+        await self._ensure_access(info, bam_id)
+        await self.server.typing.start(
+            bam_id=bam_id, user_id=info.user_id, username=info.username, sid=info.sid
+        )
+
+    @client_event(limit="typing")
+    async def on_typing_stop(self, info: SocketInfo, payload):
+        bam_id = _bam_id_of(payload)
+        await self._ensure_access(info, bam_id)
+        await self.server.typing.stop(bam_id=bam_id, user_id=info.user_id)
+
+    @client_event(limit="status-change")
+    async def on_status_change(self, info: SocketInfo, payload):
+        return {"status": await self.server.presence.set_status(info, payload)}
+
+
+def _create_message(
+    *, bam_id, user_id, username, content, type, temp_id, to_user_id
+) -> dict:
+    # The socket's user was checked at connect and is dropped on deactivation,
+    # so the sender needs no query: id and username are all the payload uses.
+    sender = get_user_model()(pk=user_id, username=username)
+    message = messaging_services.message_create(
+        bam_id=bam_id,
+        sender=sender,
+        content=content,
+        type=type,
+        temp_id=temp_id,
+        to_user_id=to_user_id,
+    )
+    return message_payload(message)
+
+
+def now_iso() -> str:
+    """The current time as payloads carry it."""
+    return iso(timezone.now())

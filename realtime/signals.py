@@ -1,0 +1,78 @@
+"""Model changes that realtime clients must hear of, announced after commit.
+
+This is the one event path: a write saves a model, the receiver here queues
+the event with ``transaction.on_commit``, and ``realtime.bus`` carries it to
+every process. A rollback announces nothing.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from messaging.models import Membership, Message
+from messaging.selectors import participant_ids
+from messaging.serializers import message_payload, message_preview
+from realtime import bus
+
+
+@receiver(post_save, sender=Message, dispatch_uid="realtime.message_saved")
+def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
+    """A new message: ``new-message`` to its room, ``notification`` to the others."""
+    if not created or kwargs.get("raw"):
+        return
+    payload = message_payload(instance)
+    bam_id = instance.bam_id
+    recipients = [u for u in participant_ids(bam_id=bam_id) if u != instance.sender_id]
+    notification = {
+        "type": "new-message",
+        "bamId": str(bam_id),
+        "messageId": str(instance.pk),
+        "senderId": str(instance.sender_id),
+        "preview": message_preview(instance),
+    }
+
+    def announce() -> None:
+        bus.bam_event(bam_id=bam_id, event="new-message", data=payload)
+        if recipients:
+            bus.users_event(
+                user_ids=recipients,
+                event="notification",
+                data=notification,
+                except_bam=bam_id,
+            )
+
+    transaction.on_commit(announce)
+
+
+@receiver(post_delete, sender=Membership, dispatch_uid="realtime.membership_gone")
+def membership_gone(sender, instance: Membership, **kwargs) -> None:
+    """A user left or lost a BAM (or it was deleted): every socket of theirs, on
+    every process, leaves its room and forgets that it had access."""
+    bam_id, user_id = instance.bam_id, instance.user_id
+    transaction.on_commit(
+        lambda: bus.bam_access_revoked(bam_id=bam_id, user_ids=[user_id])
+    )
+
+
+@receiver(
+    post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="realtime.user_saved"
+)
+def user_saved(sender, instance, created: bool, **kwargs) -> None:
+    """A deactivated account, or one whose tokens were revoked, keeps no socket."""
+    if created or kwargs.get("raw"):
+        return
+    update_fields = kwargs.get("update_fields") or ()
+    if instance.is_active and "tokens_valid_after" not in update_fields:
+        return
+    user_id = instance.pk
+    transaction.on_commit(lambda: bus.users_disconnect(user_ids=[user_id]))
+
+
+@receiver(
+    post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="realtime.user_deleted"
+)
+def user_deleted(sender, instance, **kwargs) -> None:
+    """A deleted account keeps no socket."""
+    user_id = instance.pk
+    transaction.on_commit(lambda: bus.users_disconnect(user_ids=[user_id]))
