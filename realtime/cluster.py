@@ -135,7 +135,8 @@ class RedisView:
         )
         self._offline = self.client.register_script(_OFFLINE_IF_GONE)
         self.down_until = 0.0
-        self.lost = True  # nothing of ours is there yet: write it all on first use
+        self.lost = False  # True when Redis may lack our part: rewrite it first
+        self.rewrote = False  # the last call began by rewriting our part
 
     # -- plumbing -------------------------------------------------------------------
     def _key(self, *parts) -> str:
@@ -159,8 +160,10 @@ class RedisView:
         if not self._usable():
             return default
         try:
+            self.rewrote = False
             if self.lost:
                 await self._write_all()
+                self.rewrote = True
             pipe = self.client.pipeline(transaction=True)
             build(pipe)
             return await pipe.execute()
@@ -197,7 +200,9 @@ class RedisView:
             pipe.hsetnx(self._key("presence"), info.user_id, "online")
 
         result = await self._run(build)
-        if result is None:  # Redis away: decide from what this process knows
+        if result is None or self.rewrote:
+            # Redis was away (or just got our part back, this socket included):
+            # decide from what this process knows.
             return len(self.roster.by_user.get(info.user_id, ())) == 1
         return bool(result[-1])
 

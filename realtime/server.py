@@ -152,6 +152,7 @@ class BamSocketServer(socketio.AsyncServer):
         return {
             "process": self.process.id,
             "heartbeat": self.process.running,
+            "stopping": self.process.draining,
             "heartbeatError": self.process.last_error,
             "listener": bool(manager.listener_running),
             "listenerRestarts": manager.listener_restarts,

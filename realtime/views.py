@@ -144,7 +144,8 @@ class HealthView(APIView):
             database = False
         details = {"database": database, **sio.health()}
         healthy = (
-            database
+            not sio.process.draining
+            and database
             and not details["layerDown"]
             and (details["listener"] or details["sockets"] == 0)
         )

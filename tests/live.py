@@ -509,3 +509,163 @@ class RawSocket:
         if self.ws is not None and not self.ws.closed:
             await self.ws.close()
         await self.session.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, restartable."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for line in self.process.stdout:
+            if "Ready to accept connections" in line:
+                return
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class FailoverProxy:
+    """What a load balancer does for these tests: one address on loopback that
+    forwards each new TCP connection to the first backend that accepts it."""
+
+    def __init__(self, backends: list[int]) -> None:
+        self.backends = backends
+        self.server: asyncio.base_events.Server | None = None
+        self.port: int | None = None
+        self._pipes: set[asyncio.Task] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FailoverProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader, writer) -> None:
+        for port in list(self.backends):
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        else:
+            writer.close()
+            return
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(src, dst))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(src, dst) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            dst.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+
+class ChatApp:
+    """A client app: reconnects by itself and rejoins with the last seq it saw."""
+
+    def __init__(self, url: str, token: str, bam_id: str) -> None:
+        self.client = socketio.AsyncClient(
+            reconnection=True, reconnection_delay=0.2, reconnection_delay_max=0.5
+        )
+        self.url, self.token, self.bam_id = url, token, bam_id
+        self.seqs: list[int] = []
+        self.arrived = asyncio.Condition()
+        self.joined = asyncio.Event()
+        self.rejoined = asyncio.Event()
+        self.joins = 0
+        self.client.on("new-message", self._message)
+        self.client.on("connect", self._connected)
+
+    async def _message(self, payload) -> None:
+        if payload["bamId"] == self.bam_id:
+            async with self.arrived:
+                self.seqs.append(payload["seq"])
+                self.arrived.notify_all()
+
+    async def wait_seq(self, seq: int, timeout: float = EVENT_TIMEOUT_S) -> None:
+        """Wait until the message with this seq has arrived."""
+
+        async def seen():
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: seq in self.seqs)
+
+        try:
+            await asyncio.wait_for(seen(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"seq {seq} never arrived; got {self.seqs}") from None
+
+    async def _connected(self) -> None:
+        self.client.start_background_task(self._join)
+
+    async def _join(self) -> None:
+        payload = {"bamId": self.bam_id}
+        if self.seqs:
+            payload["sinceSeq"] = max(self.seqs)
+        ack = await self.client.call("join-bam", payload, timeout=EVENT_TIMEOUT_S)
+        assert ack["ok"], ack
+        self.joins += 1
+        self.joined.set()
+        if self.joins > 1:
+            self.rejoined.set()
+
+    async def wait_joined(self) -> None:
+        """Wait for the first join's ack."""
+        try:
+            await asyncio.wait_for(self.joined.wait(), EVENT_TIMEOUT_S)
+        except TimeoutError:
+            raise AssertionError("join-bam was never acknowledged") from None
+
+    async def start(self) -> ChatApp:
+        await self.client.connect(
+            self.url, auth={"token": self.token}, transports=["websocket"]
+        )
+        return self

@@ -1,103 +1,103 @@
-"""The realtime admin, in process: read-only lists, disconnect action, dashboard."""
+"""The realtime admin, in process: live connections, read-only lists, dashboard.
 
-import asyncio
-from datetime import timedelta
+Live sockets are in the roster of this (the only) process, not in the database,
+so the fixture puts them there the way the server does on connect and join.
+"""
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from bamchat.formats import iso
 from messaging.models import Message
+from messaging.selectors import messages_per_minute
 from realtime import selectors, services
-from realtime.events import GLOBAL_GROUP
-from realtime.models import Connection, Presence, RoomMember, ServerProcess
+from realtime.bus import GLOBAL_GROUP
+from realtime.models import Presence, ServerProcess
+from realtime.roster import SocketInfo
+from realtime.server import sio
 from tests.factories import PASSWORD, BamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-CONNECTIONS = reverse("admin:realtime_connection_changelist")
+CONNECTIONS = reverse("admin:realtime_connections")
 PRESENCE = reverse("admin:realtime_presence_changelist")
 PROCESSES = reverse("admin:realtime_serverprocess_changelist")
 DASHBOARD = reverse("admin:realtime_dashboard")
 DASHBOARD_DATA = reverse("admin:realtime_dashboard_data")
+IDLE_PROCESS = "proc-idle"
+# Connection times (POSIX seconds), oldest first: the list shows newest first.
+SINCE = {
+    "sid-a1": 1_700_000_000.0,
+    "sid-a2": 1_700_000_100.0,
+    "sid-b1": 1_700_000_200.0,
+}
 
 
 @pytest.fixture
 def world(db):
-    """Two processes; alice has two sockets (one in a BAM room), bob one, carol none."""
+    """This process holds alice's two sockets (one in a BAM room) and bob's one;
+    carol has none; a second, idle process has no socket."""
     now = timezone.now()
     alice = UserFactory(username="alice")
     bob = UserFactory(username="bob")
     carol = UserFactory(username="carol")
     bam = BamFactory(owner=alice, members=[bob])
-    p1 = ServerProcess.objects.create(
-        id="proc-1", host="h1", pid=11, last_heartbeat=now
+    roster = sio.roster
+    assert not roster.local, f"sockets left over by another test: {roster.local}"
+    ServerProcess.objects.create(
+        id=roster.process_id, host="h1", pid=11, last_heartbeat=now
     )
-    p2 = ServerProcess.objects.create(
-        id="proc-2", host="h2", pid=22, last_heartbeat=now
-    )
-    a1 = Connection.objects.create(
-        sid="sid-a1",
-        user=alice,
-        process=p1,
-        transport="websocket",
-        client_address="10.0.0.1",
-    )
-    Connection.objects.create(
-        sid="sid-a2",
-        user=alice,
-        process=p2,
-        transport="polling",
-        client_address="10.0.0.2",
-    )
-    Connection.objects.create(
-        sid="sid-b1",
-        user=bob,
-        process=p2,
-        transport="websocket",
-        client_address="192.168.1.9",
-    )
-    RoomMember.objects.create(connection=a1, bam=bam, user=alice)
+    ServerProcess.objects.create(id=IDLE_PROCESS, host="h2", pid=22, last_heartbeat=now)
+    sockets = [
+        SocketInfo("sid-a1", "e-a1", alice.pk, "alice", 0, "websocket", "10.0.0.1"),
+        SocketInfo("sid-a2", "e-a2", alice.pk, "alice", 0, "polling", "10.0.0.2"),
+        SocketInfo("sid-b1", "e-b1", bob.pk, "bob", 0, "websocket", "192.168.1.9"),
+    ]
+    for info in sockets:
+        info.connected_at = SINCE[info.sid]
+        async_to_sync(roster.add)(info)
+    async_to_sync(roster.enter)(sockets[0], bam.pk)
+    async_to_sync(roster.view.set_status)(alice.pk, "away")
     Presence.objects.create(user=alice, status="away", last_seen=now)
     Presence.objects.create(user=bob, status="online", last_seen=now)
     Presence.objects.create(user=carol, status="offline", last_seen=now)
-    return {"alice": alice, "bob": bob, "carol": carol, "bam": bam}
+    yield {"alice": alice, "bob": bob, "carol": carol, "bam": bam}
+    for info in sockets:
+        async_to_sync(roster.remove)(info.sid)
+    for user in (alice, bob):
+        async_to_sync(roster.view.offline_if_gone)(user.pk)
+
+
+@pytest.fixture
+def published(monkeypatch) -> list[tuple[str, dict]]:
+    """Every ``(group, message)`` the bus is asked to send during the test."""
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        "realtime.bus.bus.send", lambda group, message: sent.append((group, message))
+    )
+    return sent
 
 
 def listed(response) -> list:
-    """The rows a changelist response shows."""
+    """The rows a model changelist response shows."""
     assert response.status_code == 200, response.content[:500]
     return list(response.context["cl"].result_list)
 
 
+def rows(response) -> list[dict]:
+    """The socket rows the Live connections page shows."""
+    assert response.status_code == 200, response.content[:500]
+    return response.context["rows"]
+
+
 def sids(response) -> set[str]:
-    """The socket ids a Connection changelist response shows."""
-    return {c.sid for c in listed(response)}
-
-
-@pytest.fixture
-def realtime_group():
-    """A channel in the group every server process listens on; yields its drain."""
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(GLOBAL_GROUP, channel)
-
-    def drain() -> list[dict]:
-        async def take():
-            got = []
-            while True:
-                try:
-                    got.append(await asyncio.wait_for(layer.receive(channel), 0.05))
-                except TimeoutError:
-                    return got
-
-        return async_to_sync(take)()
-
-    yield drain
-    async_to_sync(layer.group_discard)(GLOBAL_GROUP, channel)
+    """The socket ids the Live connections page shows."""
+    return {row["sid"] for row in rows(response)}
 
 
 def staff_client(client, *perms: str):
@@ -109,38 +109,74 @@ def staff_client(client, *perms: str):
     return client
 
 
+def disconnect(client, *chosen: str, follow: bool = False):
+    """POST the "Disconnect selected sockets" action the way the page's form does."""
+    form = {"action": "disconnect_sockets", "_selected_action": list(chosen)}
+    return client.post(CONNECTIONS, {**form, "index": "0"}, follow=follow)
+
+
 # -- lists -----------------------------------------------------------------------------
 
 
-def test_changelists_show_live_state_with_counts(admin_client, world):
-    assert sids(admin_client.get(CONNECTIONS)) == {"sid-a1", "sid-a2", "sid-b1"}
-    page = admin_client.get(CONNECTIONS).content.decode()
-    for text in ("alice", "proc-1", "10.0.0.1", "HTTP long-polling"):
-        assert text in page
+def test_connections_page_lists_the_roster_newest_first(admin_client, world):
+    process = sio.roster.process_id
+    response = admin_client.get(CONNECTIONS)
+    shown = rows(response)
+    assert [row["sid"] for row in shown] == ["sid-b1", "sid-a2", "sid-a1"]
+    a1 = shown[-1]
+    assert (a1["user"], a1["username"]) == (world["alice"].pk, "alice")
+    assert (a1["transport"], a1["address"], a1["process"]) == (
+        "websocket",
+        "10.0.0.1",
+        process,
+    )
+    assert a1["bams"] == [world["bam"].pk] and shown[0]["bams"] == []
+    assert a1["connected_at"] == datetime.fromtimestamp(SINCE["sid-a1"], UTC)
 
+    page = response.content.decode()
+    for text in ("sid-a2", "192.168.1.9", process, "polling", f"bam-{world['bam'].pk}"):
+        assert text in page, f"{text!r} is not on the Live connections page"
+    assert "3 live sockets" in page
+
+    # A socket the process forgets leaves the list at the next load.
+    async_to_sync(sio.roster.remove)("sid-a2")
+    assert sids(admin_client.get(CONNECTIONS)) == {"sid-a1", "sid-b1"}
+
+
+def test_connections_search(admin_client, world):
+    def found(query: str) -> set[str]:
+        response = admin_client.get(CONNECTIONS, {"q": query})
+        assert response.context["query"] == query.strip()
+        return sids(response)
+
+    assert found("ALICE") == {"sid-a1", "sid-a2"}, "search by username"
+    assert found("sid-b1") == {"sid-b1"}, "search by sid"
+    assert found("192.168") == {"sid-b1"}, "search by address"
+    assert found("polling") == {"sid-a2"}, "search by transport"
+    assert found(f" {sio.roster.process_id} ") == {"sid-a1", "sid-a2", "sid-b1"}
+    assert found(IDLE_PROCESS) == set()
+    empty = admin_client.get(CONNECTIONS, {"q": "nobody"})
+    assert sids(empty) == set()
+    assert "No live socket matches “nobody”" in empty.content.decode()
+
+
+def test_model_lists_count_live_sockets(admin_client, world):
     presence = {p.user.username: p for p in listed(admin_client.get(PRESENCE))}
-    assert {name: p.socket_count for name, p in presence.items()} == {
-        "alice": 2,
-        "bob": 1,
-        "carol": 0,
+    page = admin_client.get(PRESENCE)
+    counts = {
+        name: page.context["cl"].model_admin.sockets(p) for name, p in presence.items()
     }
+    assert counts == {"alice": 2, "bob": 1, "carol": 0}
     assert presence["alice"].status == "away"
 
-    processes = {p.id: p.connection_count for p in listed(admin_client.get(PROCESSES))}
-    assert processes == {"proc-1": 1, "proc-2": 2}
-    page = admin_client.get(PROCESSES).content.decode()
-    assert DASHBOARD in page, "the process list does not link to the dashboard"
-
-
-def test_connection_search_and_filters(admin_client, world):
-    assert sids(admin_client.get(CONNECTIONS, {"q": "alice"})) == {"sid-a1", "sid-a2"}
-    assert sids(admin_client.get(CONNECTIONS, {"q": "sid-b1"})) == {"sid-b1"}
-    assert sids(admin_client.get(CONNECTIONS, {"q": "192.168"})) == {"sid-b1"}
-    assert sids(admin_client.get(CONNECTIONS, {"q": "nobody"})) == set()
-    polling = admin_client.get(CONNECTIONS, {"transport__exact": "polling"})
-    assert sids(polling) == {"sid-a2"}
-    on_p2 = admin_client.get(CONNECTIONS, {"process__id__exact": "proc-2"})
-    assert sids(on_p2) == {"sid-a2", "sid-b1"}
+    processes = admin_client.get(PROCESSES)
+    admin = processes.context["cl"].model_admin
+    assert {p.id: admin.connections(p) for p in listed(processes)} == {
+        sio.roster.process_id: 3,
+        IDLE_PROCESS: 0,
+    }
+    html = processes.content.decode()
+    assert DASHBOARD in html, "the process list does not link to the dashboard"
 
 
 def test_presence_filter_by_status(admin_client, world):
@@ -152,11 +188,7 @@ def test_presence_filter_by_status(admin_client, world):
 
 def test_rows_are_read_only(admin_client, world):
     alice = world["alice"]
-    for model, pk in (
-        ("connection", "sid-a1"),
-        ("presence", alice.pk),
-        ("serverprocess", "proc-1"),
-    ):
+    for model, pk in (("presence", alice.pk), ("serverprocess", IDLE_PROCESS)):
         add = reverse(f"admin:realtime_{model}_add")
         change = reverse(f"admin:realtime_{model}_change", args=[pk])
         delete = reverse(f"admin:realtime_{model}_delete", args=[pk])
@@ -165,63 +197,88 @@ def test_rows_are_read_only(admin_client, world):
         assert view.status_code == 200 and not view.context["has_change_permission"]
         assert admin_client.post(change, {}).status_code == 403, f"{model} changed"
         assert admin_client.post(delete, {"post": "yes"}).status_code == 403
-    assert Connection.objects.count() == 3 and ServerProcess.objects.count() == 2
-    actions = admin_client.get(CONNECTIONS).context["action_form"].fields["action"]
-    assert [name for name, _ in actions.choices if name] == ["disconnect_sockets"]
+    assert Presence.objects.count() == 3 and ServerProcess.objects.count() == 2
+    assert Presence.objects.get(user=alice).status == "away"
+
+
+def test_connections_page_needs_view_serverprocess(client, world):
+    response = client.get(CONNECTIONS)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+    client.login(username="alice", password=PASSWORD)
+    response = client.get(CONNECTIONS)
+    assert response.status_code == 302, "a non-staff user reached live connections"
+
+    assert staff_client(client).get(CONNECTIONS).status_code == 403
+    viewer = staff_client(client, "view_serverprocess")
+    assert sids(viewer.get(CONNECTIONS)) == {"sid-a1", "sid-a2", "sid-b1"}
 
 
 # -- disconnecting ---------------------------------------------------------------------
 
 
-def test_disconnect_action_publishes_once_after_commit(
-    admin_client, world, realtime_group, django_capture_on_commit_callbacks
+def test_disconnect_publishes_one_message_with_the_chosen_sockets(
+    admin_client, world, published
 ):
-    form = {"action": "disconnect_sockets", "_selected_action": ["sid-a1", "sid-b1"]}
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = admin_client.post(CONNECTIONS, {**form, "index": "0"})
+    response = disconnect(admin_client, "sid-b1", "sid-a1")
     assert response.status_code == 302, response.content[:500]
-    assert len(callbacks) == 1, "the disconnect was not deferred to commit exactly once"
-    assert realtime_group() == [], "the disconnect left before the commit"
+    assert response["Location"] == CONNECTIONS
+    assert published == [
+        (
+            GLOBAL_GROUP,
+            {"type": "realtime.sockets_disconnect", "sids": ["sid-a1", "sid-b1"]},
+        )
+    ]
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(CONNECTIONS, {**form, "index": "0"}, follow=True)
-    published = realtime_group()
-    assert len(published) == 1, published
-    message = published[0]
-    assert message["method"] == "disconnect_sids"
-    assert sorted(message["sids"]) == ["sid-a1", "sid-b1"]
-    notes = [str(m) for m in response.context["messages"]]
+    page = admin_client.get(response["Location"])
+    notes = [str(m) for m in page.context["messages"]]
     assert any("disconnect 2 sockets" in n for n in notes), notes
-    # The processes holding the sockets delete the rows when they close them.
-    assert Connection.objects.count() == 3
+    # The processes holding the sockets drop them from the roster when they close.
+    assert sids(page) == {"sid-a1", "sid-a2", "sid-b1"}
 
 
-def test_disconnect_needs_the_delete_connection_permission(
-    client, world, realtime_group, django_capture_on_commit_callbacks
+def test_disconnect_needs_the_disconnect_socket_permission(client, world, published):
+    viewer = staff_client(client, "view_serverprocess")
+    page = viewer.get(CONNECTIONS)
+    assert sids(page) == {"sid-a1", "sid-a2", "sid-b1"}
+    assert page.context["can_disconnect"] is False
+    html = page.content.decode()
+    assert 'name="action"' not in html and 'name="index"' not in html
+    response = disconnect(viewer, "sid-a1", follow=True)
+    assert published == [], "a staff user without the permission disconnected"
+    notes = [str(m) for m in response.context["messages"]]
+    assert notes == ["You may not disconnect sockets."], notes
+
+    operator = staff_client(client, "view_serverprocess", "disconnect_socket")
+    page = operator.get(CONNECTIONS)
+    assert page.context["can_disconnect"] is True
+    assert 'value="disconnect_sockets"' in page.content.decode()
+    disconnect(operator, "sid-a1")
+    assert [message["sids"] for _, message in published] == [["sid-a1"]]
+
+
+def test_disconnect_without_sockets_or_action_publishes_nothing(
+    admin_client, world, published
 ):
-    viewer = staff_client(client, "view_connection")
-    assert sids(viewer.get(CONNECTIONS)) == {"sid-a1", "sid-a2", "sid-b1"}
-    assert viewer.get(CONNECTIONS).context["action_form"] is None
-    form = {"action": "disconnect_sockets", "_selected_action": ["sid-a1"]}
-    with django_capture_on_commit_callbacks(execute=True):
-        viewer.post(CONNECTIONS, {**form, "index": "0"})
-    assert realtime_group() == [], "a staff user without the permission disconnected"
-
-    operator = staff_client(client, "view_connection", "delete_connection")
-    with django_capture_on_commit_callbacks(execute=True):
-        operator.post(CONNECTIONS, {**form, "index": "0"})
-    assert [m["sids"] for m in realtime_group()] == [["sid-a1"]]
+    response = disconnect(admin_client, follow=True)
+    notes = [str(m) for m in response.context["messages"]]
+    assert notes == ["Select sockets and an action first."], notes
+    form = {"action": "", "_selected_action": ["sid-a1"], "index": "0"}
+    assert admin_client.post(CONNECTIONS, form).status_code == 302
+    assert published == []
 
 
-def test_connections_disconnect_service_skips_unknown_sockets(
-    world, realtime_group, django_capture_on_commit_callbacks
-):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        assert services.connections_disconnect(sids=["gone", "also-gone"]) == 0
-    assert callbacks == [] and realtime_group() == []
-    with django_capture_on_commit_callbacks(execute=True):
-        assert services.connections_disconnect(sids=["gone", "sid-a2"]) == 1
-    assert [m["sids"] for m in realtime_group()] == [["sid-a2"]]
+def test_disconnect_skips_unknown_sockets(admin_client, world, published):
+    assert services.connections_disconnect(sids=["gone", "also-gone"]) == 0
+    assert published == [], "a disconnect was published for no live socket"
+    assert services.connections_disconnect(sids=["gone", "sid-a2"]) == 1
+    assert [message["sids"] for _, message in published] == [["sid-a2"]]
+
+    response = disconnect(admin_client, "gone", "sid-b1", follow=True)
+    assert [message["sids"] for _, message in published[1:]] == [["sid-b1"]]
+    notes = [str(m) for m in response.context["messages"]]
+    assert any("disconnect 1 socket;" in n for n in notes), notes
 
 
 # -- dashboard -------------------------------------------------------------------------
@@ -243,15 +300,17 @@ def test_dashboard_is_for_staff_only(client, world):
     page = staff.get(DASHBOARD)
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'id="rt-connections">3<' in html and "bam-" in html
+    assert 'id="rt-connections">3<' in html and f"bam-{world['bam'].pk}" in html
     assert DASHBOARD_DATA in html, "the page does not poll its JSON endpoint"
     assert staff.get(DASHBOARD_DATA).status_code == 200
     assert staff.post(DASHBOARD_DATA).status_code == 405
     index = staff.get(reverse("admin:index")).content.decode()
     assert DASHBOARD in index, "the admin home does not link to the dashboard"
+    assert CONNECTIONS in index, "the admin home does not link to live connections"
     viewer = staff_client(client, "view_serverprocess")
     app_page = viewer.get(reverse("admin:app_list", args=["realtime"]))
-    assert DASHBOARD in app_page.content.decode(), "the Realtime app page has no link"
+    app_html = app_page.content.decode()
+    assert DASHBOARD in app_html and CONNECTIONS in app_html, "the Realtime app page"
 
 
 def test_dashboard_data_has_the_stats_figures_and_a_per_minute_series(
@@ -277,16 +336,20 @@ def test_dashboard_data_has_the_stats_figures_and_a_per_minute_series(
         assert data[key] == expected[key], key
     assert data["connections"] == 3 and data["connectedUsers"] == 2
     assert data["byStatus"] == {"online": 1, "away": 1, "busy": 0}
-    room = data["rooms"][f"bam-{bam.pk}"]
-    assert room["sockets"] == 1 and room["users"] == 1 and len(room["members"]) == 1
-    assert [p["connections"] for p in data["processes"]] == [1, 2]
+    assert data["rooms"] == {
+        f"bam-{bam.pk}": {"sockets": 1, "users": 1, "members": [str(alice.pk)]}
+    }
+    assert [(p["id"], p["connections"]) for p in data["processes"]] == [
+        (sio.roster.process_id, 3),
+        (IDLE_PROCESS, 0),
+    ]
     assert data["messagesLastMinute"] == 2 and data["messagesLastHour"] == 4
 
     series = data["messagesPerMinute"]
     assert len(series) == 60
     minute = now.replace(second=0)
-    assert series[-1]["minute"] == selectors.iso(minute)
-    assert series[0]["minute"] == selectors.iso(minute - timedelta(minutes=59))
+    assert series[-1]["minute"] == iso(minute)
+    assert series[0]["minute"] == iso(minute - timedelta(minutes=59))
     counts = {
         59 - i: point["count"] for i, point in enumerate(series) if point["count"]
     }
@@ -296,5 +359,5 @@ def test_dashboard_data_has_the_stats_figures_and_a_per_minute_series(
 
 def test_messages_per_minute_is_one_query(world, django_assert_num_queries):
     with django_assert_num_queries(1):
-        series = selectors.messages_per_minute(minutes=15)
+        series = messages_per_minute(minutes=15)
     assert len(series) == 15 and all(p["count"] == 0 for p in series)

@@ -1,7 +1,7 @@
 """The realtime admin in headless Chromium against a live daphne server.
 
 Staff log into the admin, watch the dashboard count a new socket without reloading,
-then disconnect that socket with the Connections action and the client drops.
+then disconnect that socket from the Live connections page and the client drops.
 Selenium drives Debian's ``chromium`` through ``chromedriver``; both are blocking,
 so every browser call runs in a worker thread while the Socket.IO client keeps
 running on the event loop.
@@ -18,7 +18,7 @@ from tests.live import EVENT_TIMEOUT_S, PASSWORD, ci
 pytestmark = pytest.mark.live
 
 DASHBOARD = "/admin/realtime/serverprocess/dashboard/"
-CONNECTIONS = "/admin/realtime/connection/"
+CONNECTIONS = "/admin/realtime/serverprocess/connections/"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -7,8 +7,6 @@ Redis on 127.0.0.1:6379, database 7) and to a private redis-server they start.
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
 import uuid
 
 import pytest
@@ -16,7 +14,14 @@ import pytest_asyncio
 import redis
 import socketio
 
-from tests.live import Api, Deployment, Peer, ci, service_reachable
+from tests.live import (
+    Api,
+    Deployment,
+    Peer,
+    PrivateRedis,
+    ci,
+    service_reachable,
+)
 
 pytestmark = pytest.mark.services
 
@@ -229,51 +234,6 @@ async def test_killed_process_is_reaped_and_its_clients_catch_up(nodes, cluster)
 
 
 # -- Redis outage --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free loopback port, restartable."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server"),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for line in self.process.stdout:
-            if "Ready to accept connections" in line:
-                return
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture
