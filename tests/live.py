@@ -89,6 +89,7 @@ class LiveServer:
 
     def start(self, port: int = 0, timeout: float = 30) -> LiveServer:
         daphne = Path(sys.executable).with_name("daphne")
+        self._lines = queue.Queue()  # a restart reads only the new process
         self.process = subprocess.Popen(
             [
                 str(daphne),
@@ -124,12 +125,13 @@ class LiveServer:
 
     def _pump(self) -> None:
         assert self.process and self.process.stderr
+        lines = self._lines
         for line in self.process.stderr:
             self.log_lines.append(line)
             if len(self.log_lines) > 5000:
                 del self.log_lines[:1000]
-            self._lines.put(line)
-        self._lines.put(None)
+            lines.put(line)
+        lines.put(None)
 
     def log(self) -> str:
         return "".join(self.log_lines[-80:])
