@@ -132,10 +132,10 @@ def test_post_message_with_text_or_content(rest, trio, slash):
     }
     second = rest.post(
         f"/bams/{bam.pk}/messages{slash}",
-        {"content": "there", "type": "system", "tempId": "x1"},
+        {"content": "there", "type": "image", "tempId": "x1"},
         format="json",
     )
-    assert second.status_code == 201 and second.data["type"] == "system"
+    assert second.status_code == 201 and second.data["type"] == "image"
     again = rest.post(
         f"/bams/{bam.pk}/messages{slash}",
         {"content": "there", "tempId": "x1"},
@@ -236,3 +236,37 @@ def test_rest_writes_are_rate_limited_with_retry_after(rest, trio, settings):
         rest.get(f"/bams/{bam.pk}/messages").status_code == 200
     )  # reads are not limited
     assert Message.objects.count() == 3
+
+
+def test_non_staff_participant_may_not_post_system_messages(rest, trio):
+    owner, _, _, bam = trio
+    as_user(rest, owner)
+    resp = rest.post(
+        f"/bams/{bam.pk}/messages",
+        {"content": "Your account is suspended", "type": "system"},
+        format="json",
+    )
+    assert resp.status_code == 403, resp.data
+    assert not Message.objects.exists()
+
+
+def test_old_temp_id_in_another_bam_is_a_new_message(rest, trio):
+    owner, member, _, bam = trio
+    other = BamFactory(owner=member)
+    as_user(rest, member)
+    first = rest.post(
+        f"/bams/{bam.pk}/messages", {"text": "x", "tempId": "t1"}, format="json"
+    )
+    assert first.status_code == 201
+    as_user(rest, owner)
+    rest.delete(f"/bams/{bam.pk}/participants/{member.pk}")
+    as_user(rest, member)
+    replay = rest.post(
+        f"/bams/{bam.pk}/messages", {"text": "x", "tempId": "t1"}, format="json"
+    )
+    assert replay.status_code == 404
+    moved = rest.post(
+        f"/bams/{other.pk}/messages", {"text": "z", "tempId": "t1"}, format="json"
+    )
+    assert moved.status_code == 201 and moved.data["bamId"] == str(other.pk)
+    assert moved.data["id"] != first.data["id"]
