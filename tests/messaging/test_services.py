@@ -153,7 +153,7 @@ def test_membership_rules(pair):
 
 
 def test_temp_id_is_matched_only_after_access_and_only_in_the_same_bam(pair):
-    owner, member, bam = pair
+    _owner, member, bam = pair
     first = services.message_create(
         bam_id=bam.pk, sender=member, content="in X", temp_id="t-9"
     )
