@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
+from bamchat.text import check_storable_text
 from messaging.models import (
     CONTENT_MAX_CHARS,
     TEMP_ID_MAX_CHARS,
@@ -30,6 +31,7 @@ def clean_title(title) -> str:
     if not isinstance(title, str) or not title.strip():
         raise invalid("title", "A title is required.")
     title = title.strip()
+    check_storable_text(title, field="title")
     if len(title) > TITLE_MAX_CHARS:
         raise invalid(
             "title", f"Ensure this field has no more than {TITLE_MAX_CHARS} characters."
@@ -46,6 +48,7 @@ def clean_content(content) -> str:
     content = content.strip()
     if not content:
         raise invalid("content", "Content may not be blank.")
+    check_storable_text(content, field="content")
     if len(content) > CONTENT_MAX_CHARS:
         raise invalid(
             "content",
@@ -70,6 +73,7 @@ def clean_temp_id(value) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise invalid("tempId", "tempId must be a string.")
     value = str(value)
+    check_storable_text(value, field="tempId")
     if len(value) > TEMP_ID_MAX_CHARS:
         raise invalid(
             "tempId", f"Ensure tempId has no more than {TEMP_ID_MAX_CHARS} characters."

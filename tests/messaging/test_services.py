@@ -204,3 +204,48 @@ def test_system_message_check_reads_staff_status_from_the_database(pair):
         services.message_create(
             bam_id=bam.pk, sender=forged, content="fake", type="system"
         )
+
+
+@pytest.mark.parametrize(
+    "raw", ["\u00b2", "\u2460", "\u0661\u0662", "\uff11", " \u00b2 ", "1\u00b2"]
+)
+def test_non_ascii_digits_are_not_ids(raw):
+    from messaging.selectors import parse_id
+
+    with pytest.raises(NotFound):
+        parse_id(raw)
+    assert parse_id(" 12 ") == 12
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"content": "a\ud800b"}, "content"),
+        ({"content": "a\x00b"}, "content"),
+        ({"content": "ok", "temp_id": "\udfff"}, "tempId"),
+        ({"content": "ok", "temp_id": "t\x00"}, "tempId"),
+        ({"content": "ok", "to_user_id": "²"}, "toUserId"),
+    ],
+)
+def test_unstorable_text_is_invalid_and_writes_nothing(pair, kwargs, field):
+    owner, _, bam = pair
+    with pytest.raises(Invalid) as err:
+        services.message_create(bam_id=bam.pk, sender=owner, **kwargs)
+    assert field in err.value.fields
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("title", ["a\ud800", "a\x00b"])
+def test_unstorable_titles_are_invalid(pair, title):
+    owner, _, bam = pair
+    with pytest.raises(Invalid):
+        services.bam_create(owner=owner, title=title)
+    with pytest.raises(Invalid):
+        services.bam_rename(bam_id=bam.pk, user=owner, title=title)
+    assert Bam.objects.count() == 1
+
+
+def test_non_ascii_digit_participant_ids_are_invalid():
+    with pytest.raises(Invalid):
+        services.bam_create(owner=UserFactory(), title="x", participant_ids=["²"])
+    assert not Bam.objects.exists()

@@ -270,3 +270,82 @@ def test_old_temp_id_in_another_bam_is_a_new_message(rest, trio):
     )
     assert moved.status_code == 201 and moved.data["bamId"] == str(other.pk)
     assert moved.data["id"] != first.data["id"]
+
+
+def test_non_ascii_digit_ids_are_404_or_400_everywhere(rest, trio):
+    owner, _, _, bam = trio
+    staff = UserFactory(is_staff=True)
+    as_user(rest, owner)
+    for digit in ["\u00b2", "\u2460", "\u0661"]:  # superscript, circled, Arabic
+        for path in [
+            f"/bams/{digit}",
+            f"/bams/{digit}/messages",
+            f"/bams/{bam.pk}/messages?after={digit}",
+            f"/websocket/presence/{digit}",
+            f"/websocket/bam/{digit}/online",
+        ]:
+            assert rest.get(path).status_code == 404, path
+        deleted = rest.delete(f"/bams/{bam.pk}/participants/{digit}")
+        assert deleted.status_code == 404
+        for path, body in [
+            (f"/bams/{bam.pk}/messages", {"text": "x", "toUserId": digit}),
+            ("/bams", {"title": "x", "participantIds": [digit]}),
+            (f"/bams/{bam.pk}/participants", {"userId": digit}),
+        ]:
+            resp = rest.post(path, body, format="json")
+            assert resp.status_code == 400, (path, body, resp.status_code)
+    as_user(rest, staff)
+    notify = rest.post("/websocket/notify", {"userId": "²", "data": {}}, format="json")
+    assert notify.status_code in (400, 404)
+    assert not Message.objects.exists()
+    assert bam.memberships.count() == 2
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["p=abc", "p=1e99", "p=%00", "p=99999999999999999999999", "r=1&p=%F0", "p=²"],
+)
+def test_forged_history_cursors_are_404(rest, trio, cursor):
+    import base64
+
+    owner, _, _, bam = trio
+    as_user(rest, owner)
+    rest.post(f"/bams/{bam.pk}/messages", {"text": "m"}, format="json")
+    token = base64.b64encode(cursor.encode()).decode()
+    resp = rest.get(f"/bams/{bam.pk}/messages", {"cursor": token})
+    assert resp.status_code == 404, resp.status_code
+
+
+@pytest.mark.parametrize("page", ["abc", "1e99", "%00", "²", "1e999", "-1", "0"])
+def test_forged_page_numbers_are_404(rest, trio, page):
+    owner, *_ = trio
+    as_user(rest, owner)
+    assert rest.get(f"/bams?page={page}").status_code == 404
+
+
+def test_deeply_nested_json_is_a_400(rest, trio):
+    owner, _, _, _ = trio
+    staff = UserFactory(is_staff=True)
+    deep = "[" * 50000 + "]" * 50000
+    as_user(rest, owner)
+    resp = rest.generic(
+        "POST",
+        "/bams",
+        '{"title": "x", "participantIds": ' + deep + "}",
+        content_type="application/json",
+    )
+    assert resp.status_code == 400
+    as_user(rest, staff)
+    resp = rest.generic(
+        "POST",
+        "/websocket/notify",
+        f'{{"userId": "{owner.pk}", "data": {deep}}}',
+        content_type="application/json",
+    )
+    assert resp.status_code == 400
+    nested = "[" * 20 + "]" * 20
+    shallow = f'{{"userId": "{owner.pk}", "data": {nested}}}'
+    resp = rest.generic(
+        "POST", "/websocket/notify", shallow, content_type="application/json"
+    )
+    assert resp.status_code == 200
