@@ -9,11 +9,6 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 
-def client_address(request) -> str:
-    """The address the request came from (the peer as REMOTE_ADDR gives it)."""
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
 @dataclass(frozen=True)
 class LoginLimit:
     scope: str

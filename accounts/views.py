@@ -3,7 +3,8 @@ from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.serializers import MeSerializer, RegisterSerializer
-from accounts.throttles import client_address, login_failure_record, login_retry_after
+from accounts.throttles import login_failure_record, login_retry_after
+from bamchat.clientaddr import request_client_address
 
 
 class RegisterView(generics.CreateAPIView):
@@ -26,7 +27,7 @@ class LoginView(TokenObtainPairView):
             if hasattr(request.data, "get")
             else ""
         )
-        address = client_address(request)
+        address = request_client_address(request)
         wait = login_retry_after(username=username, address=address)
         if wait is not None:
             raise Throttled(

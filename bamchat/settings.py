@@ -52,6 +52,12 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
+# Addresses/CIDRs of the reverse proxies in front of daphne. X-Forwarded-For is
+# believed only from these peers (bamchat.clientaddr); unset, the TCP peer is the
+# client. Do not run daphne with --proxy-headers: it trusts the header's leftmost
+# entry from any peer.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

@@ -108,3 +108,72 @@ def test_failed_logins_are_limited_per_address(rest, settings):
         "/auth/token", {"username": user.username, "password": PASSWORD}, format="json"
     )
     assert resp.status_code == 429
+
+
+def _throttle_rates(settings, **rates):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            **rates,
+        },
+    }
+
+
+def test_register_limit_ignores_forwarded_for_from_untrusted_peers(rest, settings):
+    _throttle_rates(settings, register="3/min")
+    settings.TRUSTED_PROXIES = []
+    codes = [
+        rest.post(
+            "/auth/register",
+            {"username": f"spoof{i}", "password": PASSWORD},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{i}",
+        ).status_code
+        for i in range(4)
+    ]
+    assert codes == [201, 201, 201, 429]
+
+
+def test_register_limit_counts_clients_behind_a_trusted_proxy(rest, settings):
+    _throttle_rates(settings, register="3/min")
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]  # the test client's REMOTE_ADDR
+    codes = [
+        rest.post(
+            "/auth/register",
+            {"username": f"proxied{i}", "password": PASSWORD},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"6.6.6.6, 203.0.113.{i % 2}",
+        ).status_code
+        for i in range(6)
+    ]
+    assert codes == [201, 201, 201, 201, 201, 201]
+    blocked = rest.post(
+        "/auth/register",
+        {"username": "proxied-more", "password": PASSWORD},
+        format="json",
+        HTTP_X_FORWARDED_FOR="203.0.113.0",
+    )
+    assert blocked.status_code == 429
+
+
+def test_login_address_limit_follows_the_client_behind_a_trusted_proxy(rest, settings):
+    settings.LOGIN_FAILURE_LIMITS = {"username": (100, 300), "address": (3, 300)}
+    settings.TRUSTED_PROXIES = ["127.0.0.0/8"]
+    for i in range(3):
+        rest.post(
+            "/auth/token",
+            {"username": f"ghost{i}", "password": "x"},
+            format="json",
+            HTTP_X_FORWARDED_FOR="203.0.113.66",
+        )
+    user = UserFactory()
+    body = {"username": user.username, "password": PASSWORD}
+    locked = rest.post(
+        "/auth/token", body, format="json", HTTP_X_FORWARDED_FOR="203.0.113.66"
+    )
+    assert locked.status_code == 429
+    other = rest.post(
+        "/auth/token", body, format="json", HTTP_X_FORWARDED_FOR="203.0.113.67"
+    )
+    assert other.status_code == 200
