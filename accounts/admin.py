@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from accounts.forms import LimitedAdminAuthenticationForm
 from accounts.models import User
+
+# The admin's login door follows the same failed-login limit as /auth/token.
+admin.site.login_form = LimitedAdminAuthenticationForm
 
 
 @admin.register(User)

@@ -1,10 +1,9 @@
 from rest_framework import generics, permissions
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.exceptions import Throttled
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.serializers import MeSerializer, RegisterSerializer
-from accounts.throttles import login_failure_record, login_retry_after
-from bamchat.clientaddr import request_client_address
+from accounts.throttles import LoginLocked
 
 
 class RegisterView(generics.CreateAPIView):
@@ -22,22 +21,12 @@ class LoginView(TokenObtainPairView):
     authentication_classes = []
 
     def post(self, request, *args, **kwargs):
-        username = (
-            str(request.data.get("username", ""))[:150]
-            if hasattr(request.data, "get")
-            else ""
-        )
-        address = request_client_address(request)
-        wait = login_retry_after(username=username, address=address)
-        if wait is not None:
-            raise Throttled(
-                wait=wait, detail="Too many failed logins; try again later."
-            )
         try:
             return super().post(request, *args, **kwargs)
-        except AuthenticationFailed:
-            login_failure_record(username=username, address=address)
-            raise
+        except LoginLocked as exc:
+            raise Throttled(
+                wait=exc.retry_after, detail="Too many failed logins; try again later."
+            ) from exc
 
 
 class RefreshView(TokenRefreshView):

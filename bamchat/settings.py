@@ -185,6 +185,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth -------------------------------------------------------------------------
+# One backend, behind the failed-login limiter: it guards every login door.
+AUTHENTICATION_BACKENDS = ["accounts.backends.LoginLimitedBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {
         "NAME": "django.contrib.auth.password_validation."

@@ -177,3 +177,93 @@ def test_login_address_limit_follows_the_client_behind_a_trusted_proxy(rest, set
         "/auth/token", body, format="json", HTTP_X_FORWARDED_FOR="203.0.113.67"
     )
     assert other.status_code == 200
+
+
+def _login(rest, username, password=PASSWORD):
+    return rest.post(
+        "/auth/token", {"username": username, "password": password}, format="json"
+    )
+
+
+def test_admin_login_refuses_an_account_locked_at_the_token_endpoint(
+    rest, client, settings
+):
+    settings.LOGIN_FAILURE_LIMITS = {"username": (3, 300), "address": (100, 300)}
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    for _ in range(3):
+        assert _login(rest, staff.username, "wrong").status_code == 401
+    assert _login(rest, staff.username).status_code == 429
+    resp = client.post(
+        "/admin/login/",
+        {"username": staff.username, "password": PASSWORD, "next": "/admin/"},
+    )
+    assert resp.status_code == 200  # the form again, not a redirect into the admin
+    assert "Too many failed logins" in resp.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302
+
+
+def test_admin_login_failures_count_against_every_door(rest, client, settings):
+    settings.LOGIN_FAILURE_LIMITS = {"username": (3, 300), "address": (100, 300)}
+    staff = UserFactory(is_staff=True)
+    for _ in range(3):
+        resp = client.post(
+            "/admin/login/", {"username": staff.username, "password": "wrong"}
+        )
+        assert resp.status_code == 200
+    assert _login(rest, staff.username).status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    "variant", [" victim", "victim\t", " victim ", "VICTIM", "\uff56ictim"]
+)
+def test_username_variants_share_one_failure_counter(rest, settings, variant):
+    settings.LOGIN_FAILURE_LIMITS = {"username": (3, 300), "address": (100, 300)}
+    UserFactory(username="victim")
+    for _ in range(3):
+        assert _login(rest, "victim", "wrong").status_code == 401
+    assert _login(rest, variant, "wrong").status_code == 429
+    assert _login(rest, variant).status_code == 429
+    cache.clear()
+    for _ in range(3):
+        assert _login(rest, variant, "wrong").status_code == 401
+    assert _login(rest, "victim").status_code == 429
+
+
+def test_usernames_are_unique_across_case_and_width(rest):
+    first = rest.post(
+        "/auth/register", {"username": "nfoo", "password": PASSWORD}, format="json"
+    )
+    assert first.status_code == 201
+    for twin in ["\uff4e\uff46\uff4f\uff4f", "NFOO", "nFoo"]:
+        resp = rest.post(
+            "/auth/register", {"username": twin, "password": PASSWORD}, format="json"
+        )
+        assert resp.status_code == 400, (twin, resp.status_code)
+        assert "username" in resp.data
+    for variant in ["\uff4e\uff46\uff4f\uff4f", "NFOO", " nfoo "]:
+        pair = _login(rest, variant)
+        assert pair.status_code == 200, variant
+        rest.credentials(HTTP_AUTHORIZATION=f"Bearer {pair.data['access']}")
+        assert rest.get("/auth/me").data["id"] == first.data["id"]
+        rest.credentials()
+
+
+def test_admin_cannot_create_a_case_twin(client):
+    from accounts.models import User
+
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    UserFactory(username="nfoo")
+    client.force_login(admin_user)
+    resp = client.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "\uff4e\uff46\uff4f\uff4f",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "usable_password": "true",
+        },
+    )
+    assert resp.status_code == 200  # the form again, with the error
+    assert User.objects.filter(username_key="nfoo").count() == 1
