@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "channels",
+    "bamchat",
     "accounts",
     "messaging",
     "realtime",
@@ -292,10 +293,13 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     },
+    # Access lines carry URIs; their query strings (tokens, Engine.IO sids) are
+    # redacted here for runserver and by bamchat.logs for the daphne command.
+    "filters": {"redact_query": {"()": "bamchat.logs.AccessLogQueryFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django.channels.server": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING", "filters": ["redact_query"]},
         "engineio": {"level": "WARNING"},
         "socketio": {"level": "WARNING"},
     },
