@@ -349,3 +349,21 @@ def test_deeply_nested_json_is_a_400(rest, trio):
         "POST", "/websocket/notify", shallow, content_type="application/json"
     )
     assert resp.status_code == 200
+
+
+def test_browsable_api_renders_history_and_participants_for_a_participant(rest, trio):
+    owner, _, _, bam = trio
+    as_user(rest, owner)
+    rest.post(f"/bams/{bam.pk}/messages", {"text": "hello"}, format="json")
+    for path in [
+        f"/bams/{bam.pk}/messages",
+        f"/bams/{bam.pk}/messages/",
+        f"/bams/{bam.pk}/participants",
+        f"/bams/{bam.pk}",
+        "/bams",
+    ]:
+        resp = rest.get(path, HTTP_ACCEPT="text/html")
+        assert resp.status_code in (200, 405), (path, resp.status_code)
+        assert resp["Content-Type"].startswith("text/html"), path
+    page = rest.get(f"/bams/{bam.pk}/messages", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and "hello" in page.content.decode()
