@@ -205,6 +205,14 @@ def test_schema_and_docs_are_served(rest):
     assert schema.status_code == 200
     docs = rest.get("/api/docs/")
     assert docs.status_code == 200
+    page = docs.content.decode()
+    assert "cdn.jsdelivr.net" not in page and "@latest" not in page
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    bundle = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert bundle in page
+    served = rest.get(bundle)
+    assert served.status_code == 200
+    served.close()
 
 
 def test_anonymous_gets_401(rest):
