@@ -1,8 +1,10 @@
-"""The admin login form, refusing logins while the failed-login limit holds."""
+"""Admin forms: login under the failed-login limit; password change ends sessions."""
 
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import ValidationError
 
+from accounts.services import user_tokens_revoke
 from accounts.throttles import LoginLocked
 
 
@@ -26,3 +28,13 @@ class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
                 code="locked",
                 params={"minutes": max(1, -(-exc.retry_after // 60))},
             ) from exc
+
+
+class RevokingAdminPasswordChangeForm(AdminPasswordChangeForm):
+    """Staff setting a user's password also ends every session of that user."""
+
+    def save(self, commit=True):
+        user = super().save(commit=commit)
+        if commit:
+            user_tokens_revoke(user=user)
+        return user

@@ -175,3 +175,17 @@ def test_user_for_access_token_refuses_revoked_gone_and_inactive_users():
     User.objects.filter(pk=gone["user_id"]).delete()
     with pytest.raises(AuthenticationFailed):
         user_for_access_token(gone)
+
+
+def test_password_set_in_the_admin_ends_the_users_sessions(rest, client):
+    user = UserFactory()
+    pair = login(rest, user)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    resp = client.post(
+        f"/admin/accounts/user/{user.pk}/password/",
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+    assert resp.status_code == 302, resp.content.decode()[:500]
+    assert me_status(rest, pair["access"]) == 401
+    assert refresh_status(rest, pair["refresh"]) == 401
+    login(rest, user, NEW_PASSWORD)
