@@ -1,7 +1,13 @@
 from django.contrib.auth import get_user_model, password_validation
 from rest_framework import serializers
+from rest_framework_simplejwt.serializers import (
+    TokenObtainPairSerializer,
+    TokenRefreshSerializer,
+)
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.services import user_create
+from accounts.tokens import refresh_token_for, user_for_refresh_token
 
 User = get_user_model()
 
@@ -57,3 +63,47 @@ class MeSerializer(serializers.ModelSerializer):
             "date_joined",
         ]
         read_only_fields = fields
+
+
+class LoginSerializer(TokenObtainPairSerializer):
+    """Username and password for a token pair that starts a revocable session."""
+
+    @classmethod
+    def get_token(cls, user):
+        return refresh_token_for(user)
+
+
+class RefreshSerializer(TokenRefreshSerializer):
+    """A refresh token for a new pair; the old refresh token is blacklisted.
+
+    The token's user must still exist, be active, and not have revoked the
+    session (``accounts.tokens``): otherwise 401, never a server error.
+    """
+
+    def validate(self, attrs):
+        refresh = self.token_class(attrs["refresh"])
+        user_for_refresh_token(refresh)
+        data = {"access": str(refresh.access_token)}
+        if jwt_settings.ROTATE_REFRESH_TOKENS:
+            if jwt_settings.BLACKLIST_AFTER_ROTATION:
+                refresh.blacklist()
+            refresh.set_jti()
+            refresh.set_exp()
+            refresh.set_iat()
+            refresh.outstand()
+            data["refresh"] = str(refresh)
+        return data
+
+
+class TokenPairSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+    access = serializers.CharField()
+
+
+class LogoutSerializer(serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    oldPassword = serializers.CharField(trim_whitespace=False, max_length=128)
+    newPassword = serializers.CharField(trim_whitespace=False, max_length=128)

@@ -1,17 +1,28 @@
-"""Failed-login limiter: counts failures per username and per client address."""
+"""Failed-login limiter: counts failures per username and per client address.
 
+Usernames are counted in their normalised form (``accounts.models.username_key``),
+the form login looks them up in, so padding or changing the case of a name does
+not open a fresh counter.
+"""
+
+import hashlib
 import logging
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 
+from accounts.models import username_key
+
 logger = logging.getLogger(__name__)
 
 
-def client_address(request) -> str:
-    """The address the request came from (the peer as REMOTE_ADDR gives it)."""
-    return request.META.get("REMOTE_ADDR") or "unknown"
+class LoginLocked(Exception):
+    """Too many failed logins for this username or address; retry after a while."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many failed logins; try again in {retry_after} s.")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -21,7 +32,9 @@ class LoginLimit:
     window_s: int
 
     def key(self, value: str) -> str:
-        return f"login-fail:{self.scope}:{value.lower()}"
+        # Hashed: usernames may hold characters a cache key must not.
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"login-fail:{self.scope}:{digest}"
 
 
 def _limits() -> list[LoginLimit]:
@@ -30,7 +43,7 @@ def _limits() -> list[LoginLimit]:
 
 
 def _subjects(username: str, address: str) -> list[tuple[LoginLimit, str]]:
-    values = {"username": username or "", "address": address}
+    values = {"username": username_key(username or ""), "address": address}
     return [(limit, values[limit.scope]) for limit in _limits()]
 
 
@@ -43,6 +56,13 @@ def login_retry_after(*, username: str, address: str) -> int | None:
     except Exception as exc:  # the shared cache is down: do not lock everyone out
         logger.warning("Login limiter cache unreachable (%s); attempt allowed", exc)
     return None
+
+
+def login_check(*, username: str, address: str) -> None:
+    """Raise LoginLocked while the username or the address is locked out."""
+    wait = login_retry_after(username=username, address=address)
+    if wait is not None:
+        raise LoginLocked(wait)
 
 
 def login_failure_record(*, username: str, address: str) -> None:

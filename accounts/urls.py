@@ -8,4 +8,7 @@ urlpatterns = [
     re_path(
         r"^token/refresh/?$", views.RefreshView.as_view(), name="auth-token-refresh"
     ),
+    re_path(r"^logout/?$", views.LogoutView.as_view(), name="auth-logout"),
+    re_path(r"^logout-all/?$", views.LogoutAllView.as_view(), name="auth-logout-all"),
+    re_path(r"^password/?$", views.PasswordChangeView.as_view(), name="auth-password"),
 ]

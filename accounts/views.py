@@ -1,9 +1,23 @@
-from rest_framework import generics, permissions
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.exceptions import Throttled
+from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts.serializers import MeSerializer, RegisterSerializer
-from accounts.throttles import client_address, login_failure_record, login_retry_after
+from accounts import services
+from accounts.serializers import (
+    LoginSerializer,
+    LogoutSerializer,
+    MeSerializer,
+    PasswordChangeSerializer,
+    RefreshSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+)
+from accounts.throttles import LoginLocked
+
+LOCKED_DETAIL = "Too many failed logins; try again later."
 
 
 class RegisterView(generics.CreateAPIView):
@@ -18,31 +32,72 @@ class RegisterView(generics.CreateAPIView):
 class LoginView(TokenObtainPairView):
     """Exchange username and password for a token pair; failures are limited."""
 
+    serializer_class = LoginSerializer
     authentication_classes = []
 
     def post(self, request, *args, **kwargs):
-        username = (
-            str(request.data.get("username", ""))[:150]
-            if hasattr(request.data, "get")
-            else ""
-        )
-        address = client_address(request)
-        wait = login_retry_after(username=username, address=address)
-        if wait is not None:
-            raise Throttled(
-                wait=wait, detail="Too many failed logins; try again later."
-            )
         try:
             return super().post(request, *args, **kwargs)
-        except AuthenticationFailed:
-            login_failure_record(username=username, address=address)
-            raise
+        except LoginLocked as exc:
+            raise Throttled(wait=exc.retry_after, detail=LOCKED_DETAIL) from exc
 
 
 class RefreshView(TokenRefreshView):
-    """Exchange a refresh token for a new access token."""
+    """Exchange a refresh token for a new pair; the old refresh token stops working."""
 
+    serializer_class = RefreshSerializer
     authentication_classes = []
+
+
+class LogoutView(APIView):
+    """End one session: the given refresh token is blacklisted."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes = []
+    throttle_scope = "rest_write"
+
+    def get_authenticate_header(self, request):
+        # The refresh token is the credential: a bad one is a 401, as at refresh.
+        return 'Bearer realm="api"'
+
+    @extend_schema(request=LogoutSerializer, responses={204: None})
+    def post(self, request):
+        body = LogoutSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.session_logout(refresh=body.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(APIView):
+    """End every session of the caller: all refresh and access tokens stop working."""
+
+    throttle_scope = "rest_write"
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        services.user_tokens_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(APIView):
+    """Change the caller's password; every session ends and a new pair is returned."""
+
+    throttle_scope = "rest_write"
+
+    @extend_schema(request=PasswordChangeSerializer, responses=TokenPairSerializer)
+    def post(self, request):
+        body = PasswordChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            pair = services.user_password_change(
+                user=request.user,
+                old_password=body.validated_data["oldPassword"],
+                new_password=body.validated_data["newPassword"],
+                request=request,
+            )
+        except LoginLocked as exc:
+            raise Throttled(wait=exc.retry_after, detail=LOCKED_DETAIL) from exc
+        return Response(pair)
 
 
 class MeView(generics.RetrieveAPIView):

@@ -66,6 +66,12 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
+# Addresses/CIDRs of the reverse proxies in front of daphne. X-Forwarded-For is
+# believed only from these peers (bamchat.clientaddr); unset, the TCP peer is the
+# client. Do not run daphne with --proxy-headers: it trusts the header's leftmost
+# entry from any peer.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -76,8 +82,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
+    "bamchat",
     "accounts",
     "messaging",
     "realtime",
@@ -193,6 +202,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth -------------------------------------------------------------------------
+# One backend, behind the failed-login limiter: it guards every login door.
+AUTHENTICATION_BACKENDS = ["accounts.backends.LoginLimitedBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {
         "NAME": "django.contrib.auth.password_validation."
@@ -208,18 +220,27 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # A refresh hands out a new refresh token and blacklists the old one, so a
+    # stolen refresh token stops working once either party uses it.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 
 # --- REST -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.RevocableJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "bamchat.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -244,6 +265,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI comes from this project's static files, not a CDN: docs work
+    # offline and no third-party script runs on the API's origin.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- CORS ---------------------------------------------------------------------------
@@ -293,10 +319,13 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     },
+    # Access lines carry URIs; their query strings (tokens, Engine.IO sids) are
+    # redacted here for runserver and by bamchat.logs for the daphne command.
+    "filters": {"redact_query": {"()": "bamchat.logs.AccessLogQueryFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django.channels.server": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING", "filters": ["redact_query"]},
         "engineio": {"level": "WARNING"},
         "socketio": {"level": "WARNING"},
     },

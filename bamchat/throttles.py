@@ -5,6 +5,8 @@ import logging
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
+from bamchat.clientaddr import request_client_address
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,6 +20,12 @@ class WriteRateThrottle(ScopedRateThrottle):
     def get_rate(self):
         # Read the rates now, not at import, so they follow settings changes.
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_ident(self, request):
+        # Anonymous callers (registration) are counted per client address, read
+        # the one way every limiter reads it: DRF's own would believe any
+        # X-Forwarded-For a client sends.
+        return request_client_address(request)
 
     def allow_request(self, request, view):
         if request.method in ("GET", "HEAD", "OPTIONS"):

@@ -78,7 +78,7 @@ class Message(models.Model):
     )
     content = models.TextField(max_length=CONTENT_MAX_CHARS)
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.TEXT)
-    # NULL, not "": messages without a tempId stay out of the unique pair.
+    # NULL, not "": messages without a tempId stay out of the unique triple.
     temp_id = models.CharField(max_length=TEMP_ID_MAX_CHARS, null=True, blank=True)  # noqa: DJ001
     seq = models.BigIntegerField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -89,10 +89,12 @@ class Message(models.Model):
             models.UniqueConstraint(
                 fields=["bam", "seq"], name="message_unique_bam_seq"
             ),
+            # A tempId deduplicates within one BAM: the same tempId in another
+            # BAM is another message (services.message_create checks access first).
             models.UniqueConstraint(
-                fields=["sender", "temp_id"],
+                fields=["bam", "sender", "temp_id"],
                 condition=Q(temp_id__isnull=False),
-                name="message_unique_sender_temp_id",
+                name="message_unique_bam_sender_temp_id",
             ),
         ]
 

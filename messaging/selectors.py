@@ -1,5 +1,6 @@
 """Reads on BAMs, memberships and messages."""
 
+import re
 from datetime import UTC, timedelta
 
 from django.db.models import Count, QuerySet
@@ -9,14 +10,21 @@ from django.utils import timezone
 from bamchat.errors import Invalid, NotFound
 from messaging.models import Bam, Membership, Message
 
+# Up to 18 ASCII digits: always below 2**63, the largest id a database column holds.
+_ASCII_ID = re.compile(r"[0-9]{1,18}")
+
 
 def parse_id(raw, *, what: str = "id") -> int:
-    """A client-supplied id (string or integer) as a positive int, or NotFound."""
+    """A client-supplied id (string or integer) as a positive int, or NotFound.
+
+    Strings must be ASCII digits: ``str.isdigit`` also accepts ``²`` or ``①``,
+    which ``int`` refuses, and other scripts' digits, which ``int`` converts.
+    """
     if isinstance(raw, bool):
         raise NotFound(f"No such {what}.")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 18:
+    elif isinstance(raw, str) and _ASCII_ID.fullmatch(raw.strip()):
         value = int(raw.strip())
     else:
         raise NotFound(f"No such {what}.")

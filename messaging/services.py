@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
+from bamchat.text import check_storable_text
 from messaging.models import (
     CONTENT_MAX_CHARS,
     TEMP_ID_MAX_CHARS,
@@ -30,6 +31,7 @@ def clean_title(title) -> str:
     if not isinstance(title, str) or not title.strip():
         raise invalid("title", "A title is required.")
     title = title.strip()
+    check_storable_text(title, field="title")
     if len(title) > TITLE_MAX_CHARS:
         raise invalid(
             "title", f"Ensure this field has no more than {TITLE_MAX_CHARS} characters."
@@ -46,6 +48,7 @@ def clean_content(content) -> str:
     content = content.strip()
     if not content:
         raise invalid("content", "Content may not be blank.")
+    check_storable_text(content, field="content")
     if len(content) > CONTENT_MAX_CHARS:
         raise invalid(
             "content",
@@ -70,6 +73,7 @@ def clean_temp_id(value) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise invalid("tempId", "tempId must be a string.")
     value = str(value)
+    check_storable_text(value, field="tempId")
     if len(value) > TEMP_ID_MAX_CHARS:
         raise invalid(
             "tempId", f"Ensure tempId has no more than {TEMP_ID_MAX_CHARS} characters."
@@ -175,23 +179,30 @@ def participant_remove(*, bam_id, user, removed_user_id) -> None:
         raise NotFound("No such participant.")
 
 
+def check_message_type(*, sender, msg_type: str) -> None:
+    """Raise Forbidden unless the sender may post this type: system is staff-only."""
+    if msg_type != Message.Type.SYSTEM:
+        return
+    # Read from the database: callers may pass a bare User(pk=..., username=...)
+    # (the Socket.IO handler does), whose is_staff says nothing.
+    if not User.objects.filter(pk=sender.pk, is_staff=True, is_active=True).exists():
+        raise Forbidden("Only the server or staff may post system messages.")
+
+
 def message_create(
     *, bam_id, sender, content, type=None, temp_id=None, to_user_id=None
 ) -> Message:
-    """Store a participant's message; one (sender, tempId) pair is one message.
+    """Store a participant's message; one (BAM, sender, tempId) is one message.
 
-    The message gets the BAM's next sequence number inside the write transaction.
-    A repeated (sender, tempId) returns the message stored the first time, with
-    ``created`` False, and announces nothing.
+    Access is checked first (outsiders get NotFound whatever their tempId), then
+    the type, then the tempId: a repeated (BAM, sender, tempId) returns the message
+    stored the first time, with ``created`` False, and announces nothing. The
+    message gets the BAM's next sequence number inside the write transaction.
     """
     content = clean_content(content)
     msg_type = clean_type(type)
     temp_id = clean_temp_id(temp_id)
     bam_pk = parse_id(bam_id, what="BAM")
-    if temp_id is not None:
-        existing = _message_by_temp_id(sender=sender, temp_id=temp_id)
-        if existing is not None:
-            return existing
     try:
         with transaction.atomic():
             return _message_insert(
@@ -203,17 +214,20 @@ def message_create(
                 to_user_id=to_user_id,
             )
     except IntegrityError:
-        # Two writes with the same (sender, tempId) raced: the database kept one.
+        # Two writes with the same (BAM, sender, tempId) raced past the lookup
+        # (possible only where writers do not serialise): the database kept one.
         if temp_id is not None:
-            existing = _message_by_temp_id(sender=sender, temp_id=temp_id)
+            existing = _message_by_temp_id(
+                bam_pk=bam_pk, sender=sender, temp_id=temp_id
+            )
             if existing is not None:
                 return existing
         raise
 
 
-def _message_by_temp_id(*, sender, temp_id: str) -> Message | None:
+def _message_by_temp_id(*, bam_pk: int, sender, temp_id: str) -> Message | None:
     message = (
-        Message.objects.filter(sender=sender, temp_id=temp_id)
+        Message.objects.filter(bam_id=bam_pk, sender=sender, temp_id=temp_id)
         .select_related("sender")
         .first()
     )
@@ -234,8 +248,9 @@ def _message_insert(
     )
     if bam is None:
         raise NotFound("No such BAM.")
+    check_message_type(sender=sender, msg_type=msg_type)
     if temp_id is not None:
-        existing = _message_by_temp_id(sender=sender, temp_id=temp_id)
+        existing = _message_by_temp_id(bam_pk=bam.pk, sender=sender, temp_id=temp_id)
         if existing is not None:
             return existing
     to_user = None

@@ -126,6 +126,16 @@ class MessageListView(GenericAPIView):
     pagination_class = MessageHistoryPagination
     throttle_scope = "rest_write"
 
+    def get_queryset(self):
+        # Also what the browsable API asks for when it renders this view.
+        bam = selectors.bam_get_for_participant(
+            bam_id=self.kwargs["bam_id"], user=self.request.user
+        )
+        after = self.request.query_params.get("after")
+        if after:
+            return selectors.messages_after(bam=bam, after_message_id=after)
+        return selectors.message_list(bam=bam)
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -140,13 +150,7 @@ class MessageListView(GenericAPIView):
         responses=MessageSerializer(many=True),
     )
     def get(self, request, bam_id):
-        bam = selectors.bam_get_for_participant(bam_id=bam_id, user=request.user)
-        after = request.query_params.get("after")
-        if after:
-            queryset = selectors.messages_after(bam=bam, after_message_id=after)
-        else:
-            queryset = selectors.message_list(bam=bam)
-        page = self.paginate_queryset(queryset)
+        page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 
     @extend_schema(

@@ -3,10 +3,14 @@
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from django.contrib.auth import get_user_model
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
-from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.exceptions import (
+    AuthenticationFailed,
+    ExpiredTokenError,
+    TokenError,
+)
 from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.tokens import user_for_access_token
 
 
 class AuthRefused(Exception):
@@ -47,7 +51,8 @@ def token_from_handshake(environ: dict, auth) -> str | None:
 
 
 def identity_from_token(token: str | None) -> SocketIdentity:
-    """Validate an access token and load its active user, or raise AuthRefused."""
+    """Validate an access token and load its user (active, session not revoked, as
+    ``accounts.tokens`` decides for every door), or raise AuthRefused."""
     if not token:
         raise AuthRefused("auth_required", "Authentication required: pass auth.token.")
     try:
@@ -58,15 +63,10 @@ def identity_from_token(token: str | None) -> SocketIdentity:
         ) from exc
     except TokenError as exc:
         raise AuthRefused("auth_invalid", "Invalid token.") from exc
-    user_id = access.get(api_settings.USER_ID_CLAIM)
-    user = (
-        get_user_model()
-        .objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True)
-        .only("pk", "username")
-        .first()
-    )
-    if user is None:
-        raise AuthRefused("auth_invalid", "Invalid token: no such active user.")
+    try:
+        user = user_for_access_token(access)
+    except AuthenticationFailed as exc:
+        raise AuthRefused("auth_invalid", f"Invalid token: {exc.detail}") from exc
     return SocketIdentity(
         user_id=user.pk, username=user.username, expires_at=float(access["exp"])
     )

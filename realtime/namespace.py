@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from bamchat.clientaddr import client_address
 from bamchat.errors import DomainError, Invalid, NotFound, invalid
 from bamchat.formats import iso
 from messaging import selectors as messaging_selectors
@@ -80,9 +81,13 @@ def _since_of(payload) -> tuple[object | None, int | None]:
 
 
 def _client_address(environ: dict) -> str:
+    # The engine's ASGI driver puts a fixed REMOTE_ADDR in its environ; the real
+    # peer is in the ASGI scope.
     scope = environ.get("asgi.scope") or {}
-    client = scope.get("client") or ("", 0)
-    return str(client[0] or "")[:64]
+    peer = (scope.get("client") or (None, 0))[0]
+    return client_address(peer=peer, forwarded_for=environ.get("HTTP_X_FORWARDED_FOR"))[
+        :64
+    ]
 
 
 class BamNamespace(socketio.AsyncNamespace):

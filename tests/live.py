@@ -75,9 +75,12 @@ class ThrowawayPostgres:
 class LiveServer:
     """One daphne process serving the project on 127.0.0.1."""
 
-    def __init__(self, env: dict[str, str], name: str = "server") -> None:
+    def __init__(
+        self, env: dict[str, str], name: str = "server", daphne_args: tuple = ()
+    ) -> None:
         self.env = env
         self.name = name
+        self.daphne_args = tuple(daphne_args)
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
         self.log_lines: list[str] = []
@@ -97,6 +100,7 @@ class LiveServer:
                 "127.0.0.1",
                 "-p",
                 str(port),
+                *self.daphne_args,
                 "bamchat.asgi:application",
             ],
             cwd=ROOT,
@@ -135,6 +139,21 @@ class LiveServer:
 
     def log(self) -> str:
         return "".join(self.log_lines[-80:])
+
+    def wait_for_line(self, needle: str, timeout: float = 10) -> str:
+        """Block until the server writes a stderr line containing ``needle``."""
+        try:
+            while True:
+                line = self._lines.get(timeout=timeout)
+                if line is None:
+                    raise AssertionError(f"{self.name} exited:\n{self.log()}")
+                if needle in line:
+                    return line
+        except queue.Empty:
+            raise AssertionError(
+                f"{self.name} wrote no line with {needle!r} in {timeout}s:\n"
+                f"{self.log()}"
+            ) from None
 
     def kill(self) -> None:
         """SIGKILL: the process dies without any cleanup."""
@@ -238,8 +257,12 @@ class Deployment:
             capture_output=True,
         )
 
-    def start_server(self, name: str = "server", **extra_env: str) -> LiveServer:
-        server = LiveServer({**self.env, **extra_env}, name=name).start()
+    def start_server(
+        self, name: str = "server", daphne_args: tuple = (), **extra_env: str
+    ) -> LiveServer:
+        server = LiveServer(
+            {**self.env, **extra_env}, name=name, daphne_args=daphne_args
+        ).start()
         self.servers.append(server)
         return server
 

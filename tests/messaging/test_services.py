@@ -150,3 +150,102 @@ def test_membership_rules(pair):
         services.bam_rename(bam_id=bam.pk, user=newcomer, title="mine")
     services.bam_delete(bam_id=bam.pk, user=owner)
     assert not Bam.objects.exists()
+
+
+def test_temp_id_is_matched_only_after_access_and_only_in_the_same_bam(pair):
+    _owner, member, bam = pair
+    first = services.message_create(
+        bam_id=bam.pk, sender=member, content="in X", temp_id="t-9"
+    )
+    other = BamFactory(owner=UserFactory(), members=[member])
+    again = services.message_create(
+        bam_id=other.pk, sender=member, content="in Z", temp_id="t-9"
+    )
+    assert again.created and again.pk != first.pk and again.bam_id == other.pk
+    services.participant_remove(bam_id=bam.pk, user=member, removed_user_id=member.pk)
+    with pytest.raises(NotFound):
+        services.message_create(
+            bam_id=bam.pk, sender=member, content="replay", temp_id="t-9"
+        )
+    with pytest.raises(NotFound):
+        services.message_create(
+            bam_id=99999999, sender=member, content="nowhere", temp_id="t-9"
+        )
+    assert Message.objects.count() == 2
+
+
+def test_system_messages_come_only_from_staff(pair):
+    owner, member, bam = pair
+    for user in (owner, member):
+        with pytest.raises(Forbidden):
+            services.message_create(
+                bam_id=bam.pk, sender=user, content="fake notice", type="system"
+            )
+    assert not Message.objects.exists()
+    staff = UserFactory(is_staff=True)
+    services.participant_add(bam_id=bam.pk, user=owner, new_user_ids=[staff.pk])
+    notice = services.message_create(
+        bam_id=bam.pk, sender=staff, content="maintenance at noon", type="system"
+    )
+    assert notice.type == "system"
+
+
+def test_system_message_check_reads_staff_status_from_the_database(pair):
+    owner, _, bam = pair
+    staff = UserFactory(is_staff=True)
+    services.participant_add(bam_id=bam.pk, user=owner, new_user_ids=[staff.pk])
+    bare = type(staff)(pk=staff.pk, username=staff.username)  # as realtime passes it
+    notice = services.message_create(
+        bam_id=bam.pk, sender=bare, content="notice", type="system"
+    )
+    assert notice.type == "system"
+    forged = type(owner)(pk=owner.pk, username=owner.username, is_staff=True)
+    with pytest.raises(Forbidden):
+        services.message_create(
+            bam_id=bam.pk, sender=forged, content="fake", type="system"
+        )
+
+
+@pytest.mark.parametrize(
+    "raw", ["\u00b2", "\u2460", "\u0661\u0662", "\uff11", " \u00b2 ", "1\u00b2"]
+)
+def test_non_ascii_digits_are_not_ids(raw):
+    from messaging.selectors import parse_id
+
+    with pytest.raises(NotFound):
+        parse_id(raw)
+    assert parse_id(" 12 ") == 12
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"content": "a\ud800b"}, "content"),
+        ({"content": "a\x00b"}, "content"),
+        ({"content": "ok", "temp_id": "\udfff"}, "tempId"),
+        ({"content": "ok", "temp_id": "t\x00"}, "tempId"),
+        ({"content": "ok", "to_user_id": "²"}, "toUserId"),
+    ],
+)
+def test_unstorable_text_is_invalid_and_writes_nothing(pair, kwargs, field):
+    owner, _, bam = pair
+    with pytest.raises(Invalid) as err:
+        services.message_create(bam_id=bam.pk, sender=owner, **kwargs)
+    assert field in err.value.fields
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("title", ["a\ud800", "a\x00b"])
+def test_unstorable_titles_are_invalid(pair, title):
+    owner, _, bam = pair
+    with pytest.raises(Invalid):
+        services.bam_create(owner=owner, title=title)
+    with pytest.raises(Invalid):
+        services.bam_rename(bam_id=bam.pk, user=owner, title=title)
+    assert Bam.objects.count() == 1
+
+
+def test_non_ascii_digit_participant_ids_are_invalid():
+    with pytest.raises(Invalid):
+        services.bam_create(owner=UserFactory(), title="x", participant_ids=["²"])
+    assert not Bam.objects.exists()

@@ -132,10 +132,10 @@ def test_post_message_with_text_or_content(rest, trio, slash):
     }
     second = rest.post(
         f"/bams/{bam.pk}/messages{slash}",
-        {"content": "there", "type": "system", "tempId": "x1"},
+        {"content": "there", "type": "image", "tempId": "x1"},
         format="json",
     )
-    assert second.status_code == 201 and second.data["type"] == "system"
+    assert second.status_code == 201 and second.data["type"] == "image"
     again = rest.post(
         f"/bams/{bam.pk}/messages{slash}",
         {"content": "there", "tempId": "x1"},
@@ -205,6 +205,14 @@ def test_schema_and_docs_are_served(rest):
     assert schema.status_code == 200
     docs = rest.get("/api/docs/")
     assert docs.status_code == 200
+    page = docs.content.decode()
+    assert "cdn.jsdelivr.net" not in page and "@latest" not in page
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    bundle = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+    assert bundle in page
+    served = rest.get(bundle)
+    assert served.status_code == 200
+    served.close()
 
 
 def test_anonymous_gets_401(rest):
@@ -236,3 +244,134 @@ def test_rest_writes_are_rate_limited_with_retry_after(rest, trio, settings):
         rest.get(f"/bams/{bam.pk}/messages").status_code == 200
     )  # reads are not limited
     assert Message.objects.count() == 3
+
+
+def test_non_staff_participant_may_not_post_system_messages(rest, trio):
+    owner, _, _, bam = trio
+    as_user(rest, owner)
+    resp = rest.post(
+        f"/bams/{bam.pk}/messages",
+        {"content": "Your account is suspended", "type": "system"},
+        format="json",
+    )
+    assert resp.status_code == 403, resp.data
+    assert not Message.objects.exists()
+
+
+def test_old_temp_id_in_another_bam_is_a_new_message(rest, trio):
+    owner, member, _, bam = trio
+    other = BamFactory(owner=member)
+    as_user(rest, member)
+    first = rest.post(
+        f"/bams/{bam.pk}/messages", {"text": "x", "tempId": "t1"}, format="json"
+    )
+    assert first.status_code == 201
+    as_user(rest, owner)
+    rest.delete(f"/bams/{bam.pk}/participants/{member.pk}")
+    as_user(rest, member)
+    replay = rest.post(
+        f"/bams/{bam.pk}/messages", {"text": "x", "tempId": "t1"}, format="json"
+    )
+    assert replay.status_code == 404
+    moved = rest.post(
+        f"/bams/{other.pk}/messages", {"text": "z", "tempId": "t1"}, format="json"
+    )
+    assert moved.status_code == 201 and moved.data["bamId"] == str(other.pk)
+    assert moved.data["id"] != first.data["id"]
+
+
+def test_non_ascii_digit_ids_are_404_or_400_everywhere(rest, trio):
+    owner, _, _, bam = trio
+    staff = UserFactory(is_staff=True)
+    as_user(rest, owner)
+    for digit in ["\u00b2", "\u2460", "\u0661"]:  # superscript, circled, Arabic
+        for path in [
+            f"/bams/{digit}",
+            f"/bams/{digit}/messages",
+            f"/bams/{bam.pk}/messages?after={digit}",
+            f"/websocket/presence/{digit}",
+            f"/websocket/bam/{digit}/online",
+        ]:
+            assert rest.get(path).status_code == 404, path
+        deleted = rest.delete(f"/bams/{bam.pk}/participants/{digit}")
+        assert deleted.status_code == 404
+        for path, body in [
+            (f"/bams/{bam.pk}/messages", {"text": "x", "toUserId": digit}),
+            ("/bams", {"title": "x", "participantIds": [digit]}),
+            (f"/bams/{bam.pk}/participants", {"userId": digit}),
+        ]:
+            resp = rest.post(path, body, format="json")
+            assert resp.status_code == 400, (path, body, resp.status_code)
+    as_user(rest, staff)
+    notify = rest.post("/websocket/notify", {"userId": "²", "data": {}}, format="json")
+    assert notify.status_code in (400, 404)
+    assert not Message.objects.exists()
+    assert bam.memberships.count() == 2
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["p=abc", "p=1e99", "p=%00", "p=99999999999999999999999", "r=1&p=%F0", "p=²"],
+)
+def test_forged_history_cursors_are_404(rest, trio, cursor):
+    import base64
+
+    owner, _, _, bam = trio
+    as_user(rest, owner)
+    rest.post(f"/bams/{bam.pk}/messages", {"text": "m"}, format="json")
+    token = base64.b64encode(cursor.encode()).decode()
+    resp = rest.get(f"/bams/{bam.pk}/messages", {"cursor": token})
+    assert resp.status_code == 404, resp.status_code
+
+
+@pytest.mark.parametrize("page", ["abc", "1e99", "%00", "²", "1e999", "-1", "0"])
+def test_forged_page_numbers_are_404(rest, trio, page):
+    owner, *_ = trio
+    as_user(rest, owner)
+    assert rest.get(f"/bams?page={page}").status_code == 404
+
+
+def test_deeply_nested_json_is_a_400(rest, trio):
+    owner, _, _, _ = trio
+    staff = UserFactory(is_staff=True)
+    deep = "[" * 50000 + "]" * 50000
+    as_user(rest, owner)
+    resp = rest.generic(
+        "POST",
+        "/bams",
+        '{"title": "x", "participantIds": ' + deep + "}",
+        content_type="application/json",
+    )
+    assert resp.status_code == 400
+    as_user(rest, staff)
+    resp = rest.generic(
+        "POST",
+        "/websocket/notify",
+        f'{{"userId": "{owner.pk}", "data": {deep}}}',
+        content_type="application/json",
+    )
+    assert resp.status_code == 400
+    nested = "[" * 20 + "]" * 20
+    shallow = f'{{"userId": "{owner.pk}", "data": {nested}}}'
+    resp = rest.generic(
+        "POST", "/websocket/notify", shallow, content_type="application/json"
+    )
+    assert resp.status_code == 200
+
+
+def test_browsable_api_renders_history_and_participants_for_a_participant(rest, trio):
+    owner, _, _, bam = trio
+    as_user(rest, owner)
+    rest.post(f"/bams/{bam.pk}/messages", {"text": "hello"}, format="json")
+    for path in [
+        f"/bams/{bam.pk}/messages",
+        f"/bams/{bam.pk}/messages/",
+        f"/bams/{bam.pk}/participants",
+        f"/bams/{bam.pk}",
+        "/bams",
+    ]:
+        resp = rest.get(path, HTTP_ACCEPT="text/html")
+        assert resp.status_code in (200, 405), (path, resp.status_code)
+        assert resp["Content-Type"].startswith("text/html"), path
+    page = rest.get(f"/bams/{bam.pk}/messages", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and "hello" in page.content.decode()

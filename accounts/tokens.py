@@ -1,0 +1,75 @@
+"""Whom a JWT speaks for, and whether it still may: the one check every door uses.
+
+REST (``accounts.authentication``), token refresh and the Socket.IO handshake all
+load a token's user through here, so a deleted or deactivated account and a
+revoked session (``User.tokens_valid_after``) are refused the same way everywhere.
+"""
+
+import time
+
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import RefreshToken
+
+# When the session began (login), in POSIX seconds with sub-second precision. Set on
+# the refresh token at login and copied to every access token derived from it;
+# ``iat`` alone has whole seconds, too coarse to tell a token issued just before a
+# revocation from one issued just after.
+AUTH_TIME_CLAIM = "auth_time"
+
+
+def token_pair_for(user) -> dict[str, str]:
+    """A fresh refresh/access pair for the user, stamped with the login time."""
+    refresh = refresh_token_for(user)
+    return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
+def refresh_token_for(user) -> RefreshToken:
+    """A refresh token for the user (listed as outstanding) that starts a session."""
+    refresh = RefreshToken.for_user(user)
+    refresh[AUTH_TIME_CLAIM] = time.time()
+    return refresh
+
+
+def _session_started_at(token) -> float:
+    started = token.get(AUTH_TIME_CLAIM)
+    if isinstance(started, int | float) and not isinstance(started, bool):
+        return float(started)
+    return float(token.get("iat", 0))
+
+
+def _user_for_token(token):
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    if user_id is None:
+        raise InvalidToken("Token contained no recognizable user identification.")
+    User = get_user_model()
+    try:
+        user = User.objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
+    except (TypeError, ValueError):  # a forged id of the wrong type
+        user = None
+    if user is None:
+        raise AuthenticationFailed("User not found.", code="user_not_found")
+    if not user.is_active:
+        raise AuthenticationFailed("User is inactive.", code="user_inactive")
+    revoked_before = user.tokens_valid_after
+    if revoked_before is not None:
+        if _session_started_at(token) < revoked_before.timestamp():
+            raise AuthenticationFailed(
+                "Token has been revoked; log in again.", code="token_revoked"
+            )
+    return user
+
+
+def user_for_access_token(token):
+    """The active user of a validated AccessToken, or AuthenticationFailed.
+
+    Refused when the user is gone or inactive, or when the token's session began
+    before ``tokens_valid_after`` (logout everywhere, password change).
+    """
+    return _user_for_token(token)
+
+
+def user_for_refresh_token(token):
+    """The active user of a validated RefreshToken, refused like an access token's."""
+    return _user_for_token(token)
