@@ -8,6 +8,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from accounts.permissions import IsActiveUser
+from bamchat.errors import Invalid
 from messaging import selectors, services
 from messaging.pagination import MessageHistoryPagination
 from messaging.serializers import (
@@ -19,6 +20,17 @@ from messaging.serializers import (
     MessageSerializer,
     ParticipantAddSerializer,
 )
+
+
+def request_object(request) -> dict:
+    """A request's body as a dict of raw values: the services validate them, so
+    REST and Socket.IO follow one rule (the serializers only document the shape)."""
+    data = request.data
+    if hasattr(data, "dict"):  # a form or multipart body
+        return data.dict()
+    if not isinstance(data, dict):
+        raise Invalid("Expected a JSON object.")
+    return data
 
 
 class BamViewSet(viewsets.GenericViewSet):
@@ -44,12 +56,11 @@ class BamViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=BamCreateSerializer, responses={201: BamSerializer})
     def create(self, request):
-        body = BamCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = request_object(request)
         bam = services.bam_create(
             owner=request.user,
-            title=body.validated_data["title"],
-            participant_ids=body.validated_data.get("participantIds"),
+            title=body.get("title"),
+            participant_ids=body.get("participantIds"),
         )
         return Response(self._read(bam), status=status.HTTP_201_CREATED)
 
@@ -60,10 +71,8 @@ class BamViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=BamUpdateSerializer, responses=BamSerializer)
     def partial_update(self, request, pk=None):
-        body = BamUpdateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
         bam = services.bam_rename(
-            bam_id=pk, user=request.user, title=body.validated_data["title"]
+            bam_id=pk, user=request.user, title=request_object(request).get("title")
         )
         return Response(self._read(bam))
 
@@ -158,16 +167,14 @@ class MessageListView(GenericAPIView):
         responses={201: MessageSerializer, 200: MessageSerializer},
     )
     def post(self, request, bam_id):
-        body = MessageCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        body = request_object(request)
         message = services.message_create(
             bam_id=bam_id,
             sender=request.user,
-            content=data["content"] if "content" in data else data["text"],
-            type=data.get("type"),
-            temp_id=data.get("tempId"),
-            to_user_id=data.get("toUserId"),
+            content=body.get("content", body.get("text")),
+            type=body.get("type"),
+            temp_id=body.get("tempId"),
+            to_user_id=body.get("toUserId"),
         )
         code = status.HTTP_201_CREATED if message.created else status.HTTP_200_OK
         return Response(MessageSerializer(message).data, status=code)

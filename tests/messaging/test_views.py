@@ -149,7 +149,7 @@ def test_post_message_with_text_or_content(rest, trio, slash):
     [
         ({}, "content"),
         ({"text": "   "}, "content"),
-        ({"text": "x" * 4001}, "text"),
+        ({"text": "x" * 4001}, "content"),  # the service names the one field
         ({"text": "ok", "type": "video"}, "type"),
         ({"text": "ok", "toUserId": "999999"}, "toUserId"),
         ({"text": "ok", "toUserId": "abc"}, "toUserId"),
