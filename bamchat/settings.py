@@ -298,6 +298,9 @@ REALTIME = {
         "typing": (env_int("RATE_TYPING_BURST", 20), env_int("RATE_TYPING_PER_S", 5)),
         "join-bam": (env_int("RATE_JOIN_BURST", 30), env_int("RATE_JOIN_PER_S", 10)),
         "status-change": (10, 2),
+        "edit-message": (env_int("RATE_EDIT_BURST", 20), env_int("RATE_EDIT_PER_S", 2)),
+        "react": (env_int("RATE_REACT_BURST", 30), env_int("RATE_REACT_PER_S", 5)),
+        "mark-read": (env_int("RATE_READ_BURST", 30), env_int("RATE_READ_PER_S", 10)),
     },
 }
 

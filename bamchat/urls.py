@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from messaging import lifecycle_views
 from messaging import views as messaging_views
 from realtime import views as realtime_views
 
@@ -28,6 +29,27 @@ urlpatterns = [
         r"^bams/(?P<bam_id>[^/]+)/messages/?$",
         messaging_views.MessageListView.as_view(),
         name="bam-messages",
+    ),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/messages/(?P<message_id>[^/]+)/?$",
+        lifecycle_views.MessageDetailView.as_view(),
+        name="bam-message",
+    ),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/messages/(?P<message_id>[^/]+)/reactions/?$",
+        lifecycle_views.ReactionListView.as_view(),
+        name="bam-message-reactions",
+    ),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/messages/(?P<message_id>[^/]+)/reactions/"
+        r"(?P<emoji>[^/]+)/?$",
+        lifecycle_views.ReactionDetailView.as_view(),
+        name="bam-message-reaction",
+    ),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/read/?$",
+        lifecycle_views.ReadView.as_view(),
+        name="bam-read",
     ),
     re_path(r"^websocket/", include("realtime.urls")),
     re_path(r"^health/?$", realtime_views.HealthView.as_view(), name="health"),

@@ -43,6 +43,17 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # How far the user has read: the seq and id of the last message read. Only
+    # ever moves forward (lifecycle.read_mark).
+    last_read_seq = models.BigIntegerField(default=0, editable=False)
+    last_read_message = models.ForeignKey(
+        "Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
 
     class Meta:
         constraints = [
@@ -82,6 +93,9 @@ class Message(models.Model):
     temp_id = models.CharField(max_length=TEMP_ID_MAX_CHARS, null=True, blank=True)  # noqa: DJ001
     seq = models.BigIntegerField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    edited_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A deleted message stays as a tombstone: its content is erased for good.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["bam", "seq"]
@@ -100,3 +114,71 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} in {self.bam_id} by {self.sender_id}"
+
+
+class MessageEvent(models.Model):
+    """A change to an existing message, numbered in its BAM's sequence.
+
+    New messages are their own event (``Message.seq``); edits, deletions and
+    reaction changes are recorded here so that a client replaying a BAM after
+    some ``seq`` gets every change exactly once, in order.
+    """
+
+    class Kind(models.TextChoices):
+        UPDATED = "updated", "Edited"
+        DELETED = "deleted", "Deleted"
+        REACTION = "reaction", "Reaction"
+
+    bam = models.ForeignKey(Bam, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="events"
+    )
+    seq = models.BigIntegerField(editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # Reaction changes: who, which emoji, added or removed, and the new count.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    emoji = models.CharField(max_length=64, blank=True)
+    on = models.BooleanField(null=True)
+    count = models.PositiveIntegerField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["bam", "seq"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bam", "seq"], name="messageevent_unique_bam_seq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of #{self.message_id} (seq {self.seq})"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message."""
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="reactions"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    emoji = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="reaction_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on #{self.message_id}"

@@ -3,12 +3,12 @@
 import re
 from datetime import UTC, timedelta
 
-from django.db.models import Count, QuerySet
-from django.db.models.functions import TruncMinute
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
 
 from bamchat.errors import Invalid, NotFound
-from messaging.models import Bam, Membership, Message
+from messaging.models import Bam, Membership, Message, MessageEvent
 
 # Up to 18 ASCII digits: always below 2**63, the largest id a database column holds.
 _ASCII_ID = re.compile(r"[0-9]{1,18}")
@@ -33,13 +33,62 @@ def parse_id(raw, *, what: str = "id") -> int:
     return value
 
 
+def unread_filter(*, user_id: int, after_seq) -> Q:
+    """Messages that count as unread: from others, after the read position,
+    not deleted (``after_seq`` may be an expression)."""
+    return Q(seq__gt=after_seq, deleted_at__isnull=True) & ~Q(sender_id=user_id)
+
+
+def unread_count(*, bam_id: int, user_id: int, after_seq: int) -> int:
+    """How many messages of a BAM are unread for a user."""
+    return Message.objects.filter(
+        unread_filter(user_id=user_id, after_seq=after_seq), bam_id=bam_id
+    ).count()
+
+
 def bam_list_for_user(*, user) -> QuerySet[Bam]:
-    """BAMs the user takes part in, most recently active first."""
+    """BAMs the user takes part in, most recently active first, each with the
+    user's read position, unread count and last message id (no query per BAM)."""
+    mine = Membership.objects.filter(bam=OuterRef("pk"), user=user)
+    unread = (
+        Message.objects.filter(
+            unread_filter(user_id=user.pk, after_seq=OuterRef("read_seq")),
+            bam=OuterRef("pk"),
+        )
+        .order_by()
+        .values("bam")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    last = Message.objects.filter(bam=OuterRef("pk")).order_by("-seq").values("pk")
     return (
         Bam.objects.filter(memberships__user=user)
+        .annotate(
+            read_seq=Subquery(mine.values("last_read_seq")[:1]),
+            read_message_id=Subquery(mine.values("last_read_message_id")[:1]),
+            unread_count=Coalesce(Subquery(unread), 0),
+            last_message_id=Subquery(last[:1]),
+        )
         .select_related("owner")
         .order_by("-updated_at", "-id")
     )
+
+
+def messages_by_id(ids) -> dict[int, Message]:
+    """Messages (with what their payload needs) by id, in one query per kind."""
+    return {m.pk: m for m in message_list_query().filter(pk__in=list(ids))}
+
+
+def read_positions(*, bam_id: int) -> list[dict]:
+    """``[{userId, messageId}]``: where each participant has read up to."""
+    rows = Membership.objects.filter(bam_id=bam_id).order_by("user_id")
+    return [
+        {
+            "userId": str(user_id),
+            "messageId": None if message_id is None else str(message_id),
+        }
+        for user_id, message_id in rows.values_list("user_id", "last_read_message_id")
+    ]
 
 
 def bam_get_for_participant(*, bam_id, user) -> Bam:
@@ -108,16 +157,31 @@ def bam_events_between(
     *, bam_id: int, after_seq: int, before_seq: int | None = None, limit=None
 ) -> list[tuple[str, dict]]:
     """A BAM's stored events with ``after_seq < seq < before_seq``, in ``seq`` order,
-    as ``(event name, payload)``: what a client that saw ``after_seq`` has missed."""
-    from messaging.serializers import message_payload
+    as ``(event name, payload)``: what a client that saw ``after_seq`` has missed.
 
-    messages = Message.objects.filter(bam_id=bam_id, seq__gt=after_seq)
+    New messages are their own events; edits, deletions and reactions are
+    ``MessageEvent`` rows. Payloads show the messages as they are now, so a
+    client applying the events in order ends in the current state.
+    """
+    from messaging.serializers import message_event_payload, message_payload
+
+    in_range = {"bam_id": bam_id, "seq__gt": after_seq}
     if before_seq is not None:
-        messages = messages.filter(seq__lt=before_seq)
-    messages = messages.select_related("sender").order_by("seq")
+        in_range["seq__lt"] = before_seq
+    messages = message_list_query().filter(**in_range).order_by("seq")
+    changes = (
+        MessageEvent.objects.filter(**in_range)
+        .select_related("message")
+        .order_by("seq")
+    )
     if limit is not None:
-        messages = messages[:limit]
-    return [("new-message", message_payload(m)) for m in messages]
+        messages, changes = messages[:limit], changes[:limit]
+    events = [(m.seq, "new-message", message_payload(m)) for m in messages]
+    events += [(c.seq, *message_event_payload(c)) for c in changes]
+    events.sort(key=lambda e: e[0])
+    if limit is not None:
+        events = events[:limit]
+    return [(name, payload) for _, name, payload in events]
 
 
 def participant_ids(*, bam_id: int) -> list[int]:
@@ -137,9 +201,14 @@ def co_participant_ids(*, user_id: int) -> list[int]:
     return sorted(ids)
 
 
+def message_list_query() -> QuerySet[Message]:
+    """Messages with what their payload needs (sender, reactions) loaded."""
+    return Message.objects.select_related("sender").prefetch_related("reactions")
+
+
 def message_list(*, bam: Bam) -> QuerySet[Message]:
     """Messages of a BAM with what their payload needs."""
-    return Message.objects.filter(bam=bam).select_related("sender")
+    return message_list_query().filter(bam=bam)
 
 
 def messages_after(*, bam: Bam, after_message_id) -> QuerySet[Message]:

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from accounts.serializers import UserSummarySerializer
 from bamchat.formats import iso
-from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message
+from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message, MessageEvent
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -44,13 +44,42 @@ class MessageSerializer(serializers.ModelSerializer):
         return message_payload(instance)
 
 
+# A message payload lists at most this many reacting users per emoji.
+REACTION_USERS_SHOWN = 20
+
+
+def reactions_summary(reactions) -> list[dict]:
+    """``[{emoji, count, userIds}]`` of a message's reactions, by first use."""
+    by_emoji: dict[str, dict] = {}
+    for reaction in sorted(reactions, key=lambda r: (r.created_at, r.pk)):
+        entry = by_emoji.setdefault(
+            reaction.emoji, {"emoji": reaction.emoji, "count": 0, "userIds": []}
+        )
+        entry["count"] += 1
+        if len(entry["userIds"]) < REACTION_USERS_SHOWN:
+            entry["userIds"].append(str(reaction.user_id))
+    return list(by_emoji.values())
+
+
+def _prefetched_reactions(message: Message) -> list:
+    cache = getattr(message, "_prefetched_objects_cache", {})
+    if "reactions" in cache:
+        return list(cache["reactions"])
+    if getattr(message, "created", False):
+        return []  # just stored: nothing to look up
+    return list(message.reactions.all())
+
+
 def message_payload(message: Message) -> dict:
     """The plain-data payload of a message (ids as strings, ISO UTC time).
 
     Built by hand: it runs once per message on the hot path, where a DRF field
-    walk costs more than the rest of the fan-out.
+    walk costs more than the rest of the fan-out. A deleted message is a
+    tombstone: no content, no reactions.
     """
     sender = message.sender
+    deleted = message.deleted_at is not None
+    content = None if deleted else message.content
     return {
         "id": str(message.pk),
         "bamId": str(message.bam_id),
@@ -58,21 +87,52 @@ def message_payload(message: Message) -> dict:
         "senderId": str(message.sender_id),
         "sender": {"id": str(sender.pk), "username": sender.username},
         "toUserId": None if message.to_user_id is None else str(message.to_user_id),
-        "content": message.content,
-        "text": message.content,
+        "content": content,
+        "text": content,
         "type": message.type,
         "tempId": message.temp_id,
         "createdAt": iso(message.created_at),
-        "editedAt": None,
-        "deleted": False,
+        "editedAt": iso(message.edited_at),
+        "deleted": deleted,
         "attachments": [],
-        "reactions": [],
+        "reactions": []
+        if deleted
+        else reactions_summary(_prefetched_reactions(message)),
+    }
+
+
+def message_event_payload(event: MessageEvent) -> tuple[str, dict]:
+    """The Socket.IO event name and payload of a recorded message change."""
+    message = event.message
+    base = {"bamId": str(event.bam_id), "seq": event.seq}
+    if event.kind == MessageEvent.Kind.REACTION:
+        return "reaction-updated", {
+            "messageId": str(message.pk),
+            **base,
+            "emoji": event.emoji,
+            "userId": str(event.user_id),
+            "on": bool(event.on),
+            "count": event.count,
+        }
+    if event.kind == MessageEvent.Kind.DELETED:
+        return "message-deleted", {
+            "id": str(message.pk),
+            **base,
+            "deletedAt": iso(message.deleted_at),
+        }
+    content = None if message.deleted_at is not None else message.content
+    return "message-updated", {
+        "id": str(message.pk),
+        **base,
+        "content": content,
+        "text": content,
+        "editedAt": iso(message.edited_at),
     }
 
 
 def message_preview(message: Message) -> str:
     """The first 100 characters of a message, for notifications."""
-    content = message.content
+    content = message.content or ""
     return content if len(content) <= 100 else content[:97] + "..."
 
 

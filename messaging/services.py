@@ -179,6 +179,14 @@ def participant_remove(*, bam_id, user, removed_user_id) -> None:
         raise NotFound("No such participant.")
 
 
+def take_seq(bam: Bam) -> int:
+    """The BAM's next sequence number; the caller holds the BAM's row lock."""
+    seq = bam.last_seq + 1
+    Bam.objects.filter(pk=bam.pk).update(last_seq=seq, updated_at=timezone.now())
+    bam.last_seq = seq
+    return seq
+
+
 def check_message_type(*, sender, msg_type: str) -> None:
     """Raise Forbidden unless the sender may post this type: system is staff-only."""
     if msg_type != Message.Type.SYSTEM:
@@ -264,9 +272,7 @@ def _message_insert(
         ).first()
         if to_user is None:
             raise invalid("toUserId", "toUserId must be a participant of this BAM.")
-    seq = bam.last_seq + 1
-    now = timezone.now()
-    Bam.objects.filter(pk=bam.pk).update(last_seq=seq, updated_at=now)
+    seq = take_seq(bam)
     message = Message(
         bam=bam,
         sender=sender,

@@ -19,6 +19,7 @@ from messaging.serializers import (
     MessageCreateSerializer,
     MessageSerializer,
     ParticipantAddSerializer,
+    message_payload,
 )
 
 
@@ -43,7 +44,10 @@ class BamViewSet(viewsets.GenericViewSet):
 
     def _read(self, bam) -> dict:
         bam = selectors.bam_with_participants(bam_id=bam.pk)
-        return BamSerializer(bam).data
+        return {
+            **BamSerializer(bam).data,
+            "readPositions": selectors.read_positions(bam_id=bam.pk),
+        }
 
     def get_queryset(self):
         return selectors.bam_list_for_user(user=self.request.user).prefetch_related(
@@ -52,7 +56,22 @@ class BamViewSet(viewsets.GenericViewSet):
 
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(BamSerializer(page, many=True).data)
+        last = selectors.messages_by_id(
+            bam.last_message_id for bam in page if bam.last_message_id
+        )
+        items = []
+        for bam, data in zip(page, BamSerializer(page, many=True).data, strict=True):
+            message = last.get(bam.last_message_id)
+            read = bam.read_message_id
+            items.append(
+                {
+                    **data,
+                    "unreadCount": bam.unread_count,
+                    "lastReadMessageId": None if read is None else str(read),
+                    "lastMessage": message_payload(message) if message else None,
+                }
+            )
+        return self.get_paginated_response(items)
 
     @extend_schema(request=BamCreateSerializer, responses={201: BamSerializer})
     def create(self, request):

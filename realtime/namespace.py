@@ -21,6 +21,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from bamchat.clientaddr import client_address
 from bamchat.errors import DomainError, Invalid, NotFound, invalid
 from bamchat.formats import iso
+from messaging import lifecycle
 from messaging import selectors as messaging_selectors
 from messaging import services as messaging_services
 from messaging.serializers import message_payload
@@ -280,9 +281,65 @@ class BamNamespace(socketio.AsyncNamespace):
         await self._ensure_access(info, bam_id)
         await self.server.typing.stop(bam_id=bam_id, user_id=info.user_id)
 
+    @client_event(limit="edit-message")
+    async def on_edit_message(self, info: SocketInfo, payload):
+        body = _object_of(payload, "{messageId, content}")
+        message = await database_sync_to_async(_edit_message)(
+            message_id=body.get("messageId"),
+            user_id=info.user_id,
+            username=info.username,
+            content=body.get("content", body.get("text")),
+        )
+        return {"message": message}
+
+    @client_event(limit="edit-message")
+    async def on_delete_message(self, info: SocketInfo, payload):
+        body = _object_of(payload, "{messageId}")
+        message = await database_sync_to_async(lifecycle.message_delete)(
+            message_id=body.get("messageId"), user=_user(info)
+        )
+        return {"messageId": str(message.pk)}
+
+    @client_event(limit="react")
+    async def on_react(self, info: SocketInfo, payload):
+        body = _object_of(payload, "{messageId, emoji, on?}")
+        reactions = await database_sync_to_async(lifecycle.reaction_set)(
+            message_id=body.get("messageId"),
+            user=_user(info),
+            emoji=body.get("emoji"),
+            on=body.get("on", True),
+        )
+        return {"reactions": reactions}
+
+    @client_event(limit="mark-read")
+    async def on_mark_read(self, info: SocketInfo, payload):
+        body = _object_of(payload, "{bamId, messageId}")
+        bam_id = _bam_id_of(body, allow_bare=False)
+        return await database_sync_to_async(lifecycle.read_mark)(
+            bam_id=bam_id, user=_user(info), message_id=body.get("messageId")
+        )
+
     @client_event(limit="status-change")
     async def on_status_change(self, info: SocketInfo, payload):
         return {"status": await self.server.presence.set_status(info, payload)}
+
+
+def _object_of(payload, shape: str) -> dict:
+    if not isinstance(payload, dict):
+        raise Invalid(f"Expected an object {shape}.")
+    return payload
+
+
+def _user(info: SocketInfo):
+    # The socket's user was checked at connect and is dropped on deactivation,
+    # so the services need no query for it: id and username are all they use.
+    return get_user_model()(pk=info.user_id, username=info.username)
+
+
+def _edit_message(*, message_id, user_id, username, content) -> dict:
+    user = get_user_model()(pk=user_id, username=username)
+    message = lifecycle.message_edit(message_id=message_id, user=user, content=content)
+    return message_payload(message)
 
 
 def _create_message(

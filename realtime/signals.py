@@ -9,10 +9,16 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.utils import timezone
 
-from messaging.models import Membership, Message
+from bamchat.formats import iso
+from messaging.models import Membership, Message, MessageEvent
 from messaging.selectors import participant_ids
-from messaging.serializers import message_payload, message_preview
+from messaging.serializers import (
+    message_event_payload,
+    message_payload,
+    message_preview,
+)
 from realtime import bus
 
 
@@ -41,6 +47,41 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
                 data=notification,
                 except_bam=bam_id,
             )
+
+    transaction.on_commit(announce)
+
+
+@receiver(post_save, sender=MessageEvent, dispatch_uid="realtime.message_changed")
+def message_changed(sender, instance: MessageEvent, created: bool, **kwargs) -> None:
+    """An edit, deletion or reaction change: its event to the BAM's room, in seq."""
+    if not created or kwargs.get("raw"):
+        return
+    event, payload = message_event_payload(instance)
+    bam_id = instance.bam_id
+    transaction.on_commit(
+        lambda: bus.bam_event(bam_id=bam_id, event=event, data=payload)
+    )
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="realtime.read_moved")
+def read_moved(sender, instance: Membership, created: bool, **kwargs) -> None:
+    """A read position moved: ``read-receipt`` to the room and the reader's
+    other sockets."""
+    if created or "last_read_seq" not in (kwargs.get("update_fields") or ()):
+        return
+    bam_id, user_id = instance.bam_id, instance.user_id
+    receipt = {
+        "bamId": str(bam_id),
+        "userId": str(user_id),
+        "messageId": str(instance.last_read_message_id),
+        "at": iso(timezone.now()),
+    }
+
+    def announce() -> None:
+        bus.room_event(bam_id=bam_id, event="read-receipt", data=receipt)
+        bus.users_event(
+            user_ids=[user_id], event="read-receipt", data=receipt, except_bam=bam_id
+        )
 
     transaction.on_commit(announce)
 

@@ -382,6 +382,7 @@ class Peer:
     events: dict[str, list] = field(
         init=False, default_factory=lambda: defaultdict(list)
     )
+    ordered: list[tuple[str, object]] = field(init=False, default_factory=list)
     _arrived: asyncio.Condition = field(init=False)
 
     def __post_init__(self) -> None:
@@ -396,7 +397,9 @@ class Peer:
 
     async def _record(self, event, *args) -> None:
         async with self._arrived:
-            self.events[event].append(args[0] if len(args) == 1 else list(args))
+            data = args[0] if len(args) == 1 else list(args)
+            self.events[event].append(data)
+            self.ordered.append((event, data))
             self._arrived.notify_all()
 
     async def connect(self, **kw) -> Peer:
