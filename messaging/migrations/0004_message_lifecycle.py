@@ -6,64 +6,141 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0003_message_temp_id_unique_per_bam'),
+        ("messaging", "0003_message_temp_id_unique_per_bam"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='membership',
-            name='last_read_message',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='messaging.message'),
+            model_name="membership",
+            name="last_read_message",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="messaging.message",
+            ),
         ),
         migrations.AddField(
-            model_name='membership',
-            name='last_read_seq',
+            model_name="membership",
+            name="last_read_seq",
             field=models.BigIntegerField(default=0, editable=False),
         ),
         migrations.AddField(
-            model_name='message',
-            name='deleted_at',
+            model_name="message",
+            name="deleted_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='edited_at',
+            model_name="message",
+            name="edited_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.CreateModel(
-            name='MessageEvent',
+            name="MessageEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.BigIntegerField(editable=False)),
-                ('kind', models.CharField(choices=[('updated', 'Edited'), ('deleted', 'Deleted'), ('reaction', 'Reaction')], max_length=10)),
-                ('emoji', models.CharField(blank=True, max_length=64)),
-                ('on', models.BooleanField(null=True)),
-                ('count', models.PositiveIntegerField(null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('bam', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='messaging.bam')),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='messaging.message')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("seq", models.BigIntegerField(editable=False)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("updated", "Edited"),
+                            ("deleted", "Deleted"),
+                            ("reaction", "Reaction"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("emoji", models.CharField(blank=True, max_length=64)),
+                ("on", models.BooleanField(null=True)),
+                ("count", models.PositiveIntegerField(null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "bam",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="messaging.bam",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="messaging.message",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['bam', 'seq'],
-                'constraints': [models.UniqueConstraint(fields=('bam', 'seq'), name='messageevent_unique_bam_seq')],
+                "ordering": ["bam", "seq"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("bam", "seq"), name="messageevent_unique_bam_seq"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Reaction',
+            name="Reaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('emoji', models.CharField(max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reactions', to='messaging.message')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("emoji", models.CharField(max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reactions",
+                        to="messaging.message",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('message', 'user', 'emoji'), name='reaction_unique')],
+                "ordering": ["created_at", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("message", "user", "emoji"), name="reaction_unique"
+                    )
+                ],
             },
         ),
     ]
