@@ -341,3 +341,54 @@ async def test_removed_or_deactivated_users_lose_access_on_every_process(
     await asyncio.wait_for(c.disconnected.wait(), 15)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await connect(carol, 0)
+
+
+async def test_lifecycle_events_reach_other_processes_and_replay_with_since_seq(
+    nodes,
+):
+    apis, connect = nodes
+    alice, bob = await apis[0].account(), await apis[0].account()
+    bam = await apis[0].bam(alice, bob)
+    a, b = await connect(alice, 0), await connect(bob, 1)
+    for peer in (a, b):
+        await peer.call("join-bam", bam["id"])
+    sent = await a.call("send-message", {"bamId": bam["id"], "content": "first"})
+    message_id = sent["message"]["id"]
+    await b.wait_for("new-message", where=lambda m: m["id"] == message_id)
+    seen = max(m["seq"] for m in b.got("new-message"))
+    await b.close()  # bob goes away; changes happen on every process meanwhile
+
+    await a.call("edit-message", {"messageId": message_id, "content": "edited"})
+    await apis[1].request(
+        "POST",
+        f"/bams/{bam['id']}/messages/{message_id}/reactions",
+        token=alice.access,
+        json={"emoji": "👍"},
+        expect=200,
+    )
+    later = await apis[2].post_message(alice, bam["id"], "later")
+    await apis[2].request(
+        "DELETE",
+        f"/bams/{bam['id']}/messages/{later['id']}",
+        token=alice.access,
+        expect=204,
+    )
+    # Bob comes back on another process and replays from the last seq he saw.
+    again = await connect(bob, 2)
+    ack = await again.call("join-bam", {"bamId": bam["id"], "sinceSeq": seen})
+    assert ack["ok"] and ack["missed"] == 4 and ack["lastSeq"] == seen + 4, ack
+    replayed = [(name, data["seq"]) for name, data in again.ordered if "seq" in data]
+    assert replayed == [
+        ("message-updated", seen + 1),
+        ("reaction-updated", seen + 2),
+        ("new-message", seen + 3),
+        ("message-deleted", seen + 4),
+    ]
+    updated = again.got("message-updated")[0]
+    assert updated["content"] == "edited"
+    deleted_message = again.got("new-message")[0]
+    assert deleted_message["deleted"] is True and deleted_message["content"] is None
+    # Live again: a change made on process 0 reaches bob on process 2.
+    await a.call("react", {"messageId": message_id, "emoji": "🎉"})
+    live = await again.wait_for("reaction-updated")
+    assert live[0]["emoji"] == "🎉" and live[0]["seq"] == seen + 5
