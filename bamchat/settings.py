@@ -287,6 +287,10 @@ REALTIME = {
     # A user whose last socket went is offline after this long unless they are
     # back (a reload, a hop to another process); the contract allows up to 5 s.
     "PRESENCE_GRACE_S": env_float("REALTIME_PRESENCE_GRACE_S", 2),
+    # New Socket.IO sessions are refused (503, clients retry after their back-off)
+    # while the event loop runs this late: in a connect storm, work a client
+    # would give up on (its handshake times out) is not taken on.
+    "SHED_LAG_S": env_float("REALTIME_SHED_LAG_S", 1.0),
     # Clients renew typing every ~3 s; silence for this long means they stopped.
     "TYPING_TTL_S": 5,
     # A process that has not beaten for this long is dead; survivors reap it.

@@ -42,7 +42,9 @@ class ProcessStarter:
 
 class SocketGate:
     """In front of the Socket.IO engine: a host Django would refuse is refused
-    here too, and no new connection is taken while the process stops."""
+    here too, and no new connection is taken while the process stops or while
+    its event loop is overloaded (a connect storm): a quick 503 lets the client
+    retry after its back-off instead of queueing work that would time out."""
 
     def __init__(self, app, server) -> None:
         self.app = app
@@ -58,7 +60,7 @@ class SocketGate:
             )
         else:
             body = (
-                b'{"detail": "Restarting; reconnect."}'
+                b'{"detail": "Not taking new connections now; retry shortly."}'
                 if refusal == 503
                 else b'{"detail": "Host not allowed."}'
             )
@@ -72,8 +74,11 @@ class SocketGate:
             await send({"type": "http.response.body", "body": body})
 
     def _refusal(self, scope) -> int | None:
-        if self.server.process.draining:
+        process = self.server.process
+        if process.draining:
             return 503
+        if process.overloaded and b"sid=" not in scope.get("query_string", b""):
+            return 503  # a new session; running sessions are always served
         host = ""
         for name, value in scope.get("headers") or ():
             if name == b"host":

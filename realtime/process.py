@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 # A drain never takes longer than this (seconds), grace included.
 DRAIN_LIMIT_S = 8
+# The loop's lateness is measured this often (seconds).
+LAG_PROBE_S = 0.1
 
 
 class ProcessLife:
@@ -35,6 +37,7 @@ class ProcessLife:
         self.pid = os.getpid()
         self.id = f"{self.host}-{self.pid}-{uuid.uuid4().hex[:8]}"
         self.draining = False
+        self.lag = 0.0  # how late the event loop runs its callbacks (seconds)
         self.last_error: str | None = None
         self._started = False
         self._lock = asyncio.Lock()
@@ -63,6 +66,7 @@ class ProcessLife:
                 loop.create_task(
                     server.presence.run_recorder(), name="realtime-presence-recorder"
                 ),
+                loop.create_task(self._watch_lag(), name="realtime-loop-lag"),
             ]
             self._hook_daphne_shutdown()
             self._started = True
@@ -78,6 +82,19 @@ class ProcessLife:
             return defer.Deferred.fromFuture(asyncio.ensure_future(self.drain()))
 
         reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+    @property
+    def overloaded(self) -> bool:
+        """Whether the loop is too late to take on new connections now."""
+        return self.lag > settings.REALTIME["SHED_LAG_S"]
+
+    async def _watch_lag(self) -> None:
+        """Measure how late the loop wakes a sleeper, ten times a second."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)
+            self.lag = max(0.0, loop.time() - started - LAG_PROBE_S)
 
     async def _beat(self) -> None:
         realtime = settings.REALTIME
