@@ -256,8 +256,7 @@ class BamNamespace(socketio.AsyncNamespace):
         bam_id = _bam_id_of(payload, allow_bare=False)
         message = await database_sync_to_async(_create_message)(
             bam_id=bam_id,
-            user_id=info.user_id,
-            username=info.username,
+            user=_user(info),
             content=payload.get("content", payload.get("text")),
             type=payload.get("type"),
             temp_id=payload.get("tempId"),
@@ -286,8 +285,7 @@ class BamNamespace(socketio.AsyncNamespace):
         body = _object_of(payload, "{messageId, content}")
         message = await database_sync_to_async(_edit_message)(
             message_id=body.get("messageId"),
-            user_id=info.user_id,
-            username=info.username,
+            user=_user(info),
             content=body.get("content", body.get("text")),
         )
         return {"message": message}
@@ -336,21 +334,15 @@ def _user(info: SocketInfo):
     return get_user_model()(pk=info.user_id, username=info.username)
 
 
-def _edit_message(*, message_id, user_id, username, content) -> dict:
-    user = get_user_model()(pk=user_id, username=username)
+def _edit_message(*, message_id, user, content) -> dict:
     message = lifecycle.message_edit(message_id=message_id, user=user, content=content)
     return message_payload(message)
 
 
-def _create_message(
-    *, bam_id, user_id, username, content, type, temp_id, to_user_id
-) -> dict:
-    # The socket's user was checked at connect and is dropped on deactivation,
-    # so the sender needs no query: id and username are all the payload uses.
-    sender = get_user_model()(pk=user_id, username=username)
+def _create_message(*, bam_id, user, content, type, temp_id, to_user_id) -> dict:
     message = messaging_services.message_create(
         bam_id=bam_id,
-        sender=sender,
+        sender=user,
         content=content,
         type=type,
         temp_id=temp_id,

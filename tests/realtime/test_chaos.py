@@ -3,7 +3,6 @@ and restarted and Redis restarts; every client ends with every event once, in
 ``seq`` order, and no acknowledged message is missing from the database."""
 
 import asyncio
-import os
 import statistics
 import time
 
@@ -13,17 +12,10 @@ from tests.live import (
     EVENT_TIMEOUT_S,
     Api,
     ChatApp,
-    Deployment,
-    PrivateRedis,
-    ci,
-    service_reachable,
 )
 
 pytestmark = [pytest.mark.services, pytest.mark.live]
 
-PG_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
 FAST_LIFE = {"REALTIME_HEARTBEAT_INTERVAL_S": "1", "REALTIME_PROCESS_DEAD_AFTER_S": "5"}
 USERS = 9  # three per process
 SEND_EVERY_S = 0.3
@@ -71,24 +63,9 @@ class Sender:
                 self.unacked.append(temp_id)
 
 
-@pytest.fixture
-def stack():
-    if not service_reachable("127.0.0.1", 5432):
-        if ci():
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1; CI must run this")
-        pytest.skip("PostgreSQL not reachable on 127.0.0.1: chaos suite skipped")
-    redis_server = PrivateRedis()
-    redis_server.start()
-    deployment = Deployment(
-        database_url=PG_URL, redis_url=redis_server.url, **FAST_LIFE
-    )
-    yield deployment, redis_server
-    deployment.close()
-    redis_server.stop()
-
-
-async def test_kill_restart_and_redis_restart_lose_and_repeat_nothing(stack):
-    deployment, redis_server = stack
+@pytest.mark.stack_env(**FAST_LIFE)
+async def test_kill_restart_and_redis_restart_lose_and_repeat_nothing(private_stack):
+    deployment, redis_server = private_stack
     nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
     api = Api(nodes[0].url)
     accounts = [await api.account(f"chaos{i}") for i in range(USERS)]

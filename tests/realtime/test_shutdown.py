@@ -5,7 +5,6 @@ that sends new connections to the first process that answers.
 """
 
 import asyncio
-import os
 import time
 
 import pytest
@@ -14,37 +13,15 @@ from tests.live import (
     EVENT_TIMEOUT_S,
     Api,
     ChatApp,
-    Deployment,
     FailoverProxy,
     Peer,
-    PrivateRedis,
-    ci,
-    service_reachable,
 )
 
 pytestmark = [pytest.mark.services, pytest.mark.live]
 
-PG_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
 
-
-@pytest.fixture
-def stack():
-    for what, port in (("PostgreSQL", 5432),):
-        if not service_reachable("127.0.0.1", port):
-            if ci():
-                pytest.fail(f"{what} is not reachable on 127.0.0.1; CI must run this")
-            pytest.skip(f"{what} not reachable on 127.0.0.1: shutdown suite skipped")
-    redis_server = PrivateRedis()
-    redis_server.start()
-    deployment = Deployment(database_url=PG_URL, redis_url=redis_server.url)
-    yield deployment
-    deployment.close()
-    redis_server.stop()
-
-
-async def test_sigterm_with_live_sockets_exits_fast_and_loses_nobody(stack):
+async def test_sigterm_with_live_sockets_exits_fast_and_loses_nobody(private_stack):
+    stack, _ = private_stack
     first, second = stack.start_server("A"), stack.start_server("B")
     proxy = await FailoverProxy([first.port, second.port]).start()
     api = Api(second.url)
