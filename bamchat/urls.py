@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from messaging import views as messaging_views
+from push import views as push_views
 from realtime import views as realtime_views
 
 router = SimpleRouter()
@@ -29,6 +30,12 @@ urlpatterns = [
         messaging_views.MessageListView.as_view(),
         name="bam-messages",
     ),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/membership/?$",
+        push_views.MembershipView.as_view(),
+        name="bam-membership",
+    ),
+    re_path(r"^push/", include("push.urls")),
     re_path(r"^websocket/", include("realtime.urls")),
     re_path(r"^health/?$", realtime_views.HealthView.as_view(), name="health"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
