@@ -6,7 +6,7 @@ from messaging import services as messaging_services
 from push import services
 from push.endpoints import endpoint_allowed
 from push.models import PushDelivery, PushSubscription
-from push.webpush import PushAnswer
+from push.webpush import PushAnswer, retry_after_seconds
 from tests.factories import BamFactory, UserFactory
 
 KEYS = {
@@ -102,3 +102,11 @@ def test_a_delivery_is_claimed_and_sent_once(push_hosts, monkeypatch):
     assert len(sent) == 1
     assert sent[0]["topic"] == f"bam-{bam.pk}"
     assert PushSubscription.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "header, seconds",
+    [("7", 7.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+def test_retry_after_is_read_as_seconds_or_a_date(header, seconds):
+    assert retry_after_seconds(header) == seconds
