@@ -16,16 +16,24 @@ def push_service():
     service.stop()
 
 
+def push_deployment_for(service: PushService, **extra: str) -> Deployment:
+    """A deployment whose pushes may go only to the local push service."""
+    return Deployment(
+        **{
+            "PUSH_ALLOWED_HOSTS": f"fcm.googleapis.com,{service.origin}",
+            "PUSH_TTL_S": str(PUSH_TTL_S),
+            "PUSH_VAPID_SUBJECT": PUSH_SUBJECT,
+            "TASKS_IN_PROCESS_WORKER": "1",
+            "TASKS_WORKER_INTERVAL_S": "0.1",
+            **extra,
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def push_deployment(push_service):
-    """A deployment whose pushes may go only to the local push service."""
-    deployment = Deployment(
-        PUSH_ALLOWED_HOSTS=f"fcm.googleapis.com,{push_service.origin}",
-        PUSH_TTL_S=str(PUSH_TTL_S),
-        PUSH_VAPID_SUBJECT=PUSH_SUBJECT,
-        TASKS_IN_PROCESS_WORKER="1",
-        TASKS_WORKER_INTERVAL_S="0.1",
-    )
+    """The module's deployment, each server process running a task worker."""
+    deployment = push_deployment_for(push_service)
     yield deployment
     deployment.close()
 

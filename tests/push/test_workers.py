@@ -1,10 +1,14 @@
-"""Two server processes, two task workers, one queue: each push goes out once."""
+"""Task workers: two processes racing send each push once; the README's worker
+command sends pushes for servers that run none."""
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
-from tests.live import Api
+from tests.live import ROOT, Api
+from tests.push.conftest import push_deployment_for
 from tests.push.service import Browser
 from tests.push.test_delivery import subscribe
 
@@ -41,3 +45,39 @@ async def test_two_workers_racing_send_each_push_once(
     for message in messages:
         assert len(browser.delivered_for(message["id"])) == 1, message["id"]
     assert len(push_service.to(browser.path)) == MESSAGES + 1
+
+
+def start_db_worker(env: dict[str, str]) -> subprocess.Popen:
+    """The README's worker command, with the servers' environment."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--interval", "0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_a_dedicated_db_worker_sends_the_pushes(push_service):
+    deployment = push_deployment_for(push_service, TASKS_IN_PROCESS_WORKER="0")
+    worker = None
+    try:
+        server = deployment.start_server("no-worker")
+        api = Api(server.url)
+        try:
+            alice, bob = await api.account("alice"), await api.account("bob")
+            bam = await api.bam(alice, bob)
+            browser = Browser(push_service)
+            await subscribe(api, bob, browser)
+            message = await api.post_message(alice, bam["id"], "queued for a worker")
+            assert push_service.to(browser.path) == []
+            worker = start_db_worker(deployment.env)
+            payload = await browser.wait_push(message["id"])
+            assert payload["body"] == "queued for a worker"
+        finally:
+            await api.close()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=10)
+        deployment.close()
