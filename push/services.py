@@ -254,11 +254,16 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     if subscription is None:
         PushDelivery.objects.filter(pk=delivery_id).update(state=State.GONE)
         return State.GONE
-    answer = subscription_send(
-        subscription=subscription,
-        payload=message_push_payload(delivery.message),
-        topic=bam_topic(delivery.message.bam_id),
-    )
+    try:
+        answer = subscription_send(
+            subscription=subscription,
+            payload=message_push_payload(delivery.message),
+            topic=bam_topic(delivery.message.bam_id),
+        )
+    except Exception:
+        logger.exception("Push %s could not be sent", delivery_id)
+        PushDelivery.objects.filter(pk=delivery_id).update(state=State.FAILED)
+        return State.FAILED
     status = answer.status
     fields = {"last_status": status, "updated_at": timezone.now()}
     if status is not None and 200 <= status < 300:

@@ -110,3 +110,26 @@ def test_a_delivery_is_claimed_and_sent_once(push_hosts, monkeypatch):
 )
 def test_retry_after_is_read_as_seconds_or_a_date(header, seconds):
     assert retry_after_seconds(header) == seconds
+
+
+@pytest.mark.django_db
+def test_a_delivery_that_cannot_be_sent_fails_and_is_not_retried(
+    push_hosts, monkeypatch
+):
+    alice, bob = UserFactory(), UserFactory()
+    bam = BamFactory(owner=alice, members=[bob])
+    services.subscription_save(
+        user=bob, endpoint="https://fcm.googleapis.com/fcm/send/c", keys=KEYS
+    )
+    monkeypatch.setattr(services, "user_socket_count", lambda *, user_id: 0)
+    message = messaging_services.message_create(
+        bam_id=bam.pk, sender=alice, content="x"
+    )
+    [delivery_id] = services.deliveries_plan(message_id=message.pk)
+
+    def broken_send(**kwargs):
+        raise ValueError("cannot encrypt")
+
+    monkeypatch.setattr(services, "send_push", broken_send)
+    assert services.delivery_send(delivery_id=delivery_id, retry=None) == "failed"
+    assert PushDelivery.objects.get(pk=delivery_id).state == "failed"
