@@ -90,6 +90,9 @@ INSTALLED_APPS = [
     "accounts",
     "messaging",
     "realtime",
+    "django_tasks",
+    "django_tasks_db",
+    "push",
 ]
 
 MIDDLEWARE = [
@@ -308,6 +311,44 @@ REALTIME = {
     },
 }
 
+# --- Task queue -----------------------------------------------------------------------
+# django-tasks on its database backend: tasks are rows in the project's database, so
+# they survive a restart and any number of `manage.py db_worker` processes, on any
+# machine, share them. Every app enqueues on the one "default" queue.
+TASKS = {
+    "default": {
+        "BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default"],
+    }
+}
+# Each server process also runs a worker in a thread (bamchat.tasks), so the embedded
+# default needs no extra process; set 0 where dedicated db_worker processes run.
+TASKS_IN_PROCESS_WORKER = os.environ.get("TASKS_IN_PROCESS_WORKER", "1") == "1"
+# An idle worker looks for due tasks this often (seconds).
+TASKS_WORKER_INTERVAL_S = env_float("TASKS_WORKER_INTERVAL_S", 1)
+
+# --- Push notifications -------------------------------------------------------------
+PUSH = {
+    # PEM, or base64url DER/raw, of the VAPID P-256 private key; unset, a key is
+    # generated once and kept in the database (push.vapid).
+    "VAPID_PRIVATE_KEY": os.environ.get("PUSH_VAPID_PRIVATE_KEY", ""),
+    "VAPID_SUBJECT": os.environ.get("PUSH_VAPID_SUBJECT", "mailto:admin@localhost"),
+    # Hosts (a leading "*." allows subdomains) reached over https, or exact origins
+    # such as http://127.0.0.1:9123 for a local test service.
+    "ALLOWED_HOSTS": env_list(
+        "PUSH_ALLOWED_HOSTS",
+        "fcm.googleapis.com,updates.push.services.mozilla.com,"
+        "web.push.apple.com,*.notify.windows.com",
+    ),
+    # How long a push service may hold an undelivered push; retries stop after it.
+    "TTL_S": env_int("PUSH_TTL_S", 86400),
+    # A push service that does not answer within this many seconds is retried.
+    "REQUEST_TIMEOUT_S": env_float("PUSH_REQUEST_TIMEOUT_S", 10),
+    # Back-off without Retry-After: first wait, doubled per retry, capped.
+    "RETRY_BASE_S": env_float("PUSH_RETRY_BASE_S", 1),
+    "RETRY_MAX_S": env_float("PUSH_RETRY_MAX_S", 600),
+}
+
 # --- I18N / static ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -335,5 +376,8 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING", "filters": ["redact_query"]},
         "engineio": {"level": "WARNING"},
         "socketio": {"level": "WARNING"},
+        # One line per task run is noise; failures still show.
+        "django_tasks": {"level": "WARNING"},
+        "django_tasks_db": {"level": "WARNING"},
     },
 }

@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from messaging import lifecycle_views
 from messaging import views as messaging_views
+from push import views as push_views
 from realtime import views as realtime_views
 
 router = SimpleRouter()
@@ -51,6 +52,12 @@ urlpatterns = [
         lifecycle_views.ReadView.as_view(),
         name="bam-read",
     ),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/membership/?$",
+        push_views.MembershipView.as_view(),
+        name="bam-membership",
+    ),
+    re_path(r"^push/", include("push.urls")),
     re_path(r"^websocket/", include("realtime.urls")),
     re_path(r"^health/?$", realtime_views.HealthView.as_view(), name="health"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

@@ -42,6 +42,8 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # A muted BAM sends this user no push notifications (socket events still flow).
+    muted = models.BooleanField(default=False)
     joined_at = models.DateTimeField(auto_now_add=True)
     # How far the user has read: the seq and id of the last message read. Only
     # ever moves forward (lifecycle.read_mark).

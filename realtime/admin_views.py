@@ -27,11 +27,22 @@ REFRESH_MS = 2000
 CHART_MINUTES = 60
 
 
+# Figures other apps add to the dashboard, by key: {key: function() -> dict}.
+dashboard_sections: dict = {}
+
+
+def register_dashboard_section(key: str, figures) -> None:
+    """Let an app add ``figures()`` to the dashboard's data under ``key``."""
+    dashboard_sections[key] = figures
+
+
 def dashboard_figures() -> dict:
-    """Everything the dashboard shows: ``stats()`` plus ``messagesPerMinute``."""
+    """Everything the dashboard shows: ``stats()``, ``messagesPerMinute`` and the
+    sections other apps registered."""
     return {
         **selectors.stats(),
         "messagesPerMinute": messages_per_minute(minutes=CHART_MINUTES),
+        **{key: figures() for key, figures in dashboard_sections.items()},
     }
 
 

@@ -18,6 +18,7 @@ import uuid
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from bamchat.tasks import enqueue_due_periodic, in_process_worker
 from realtime import bus, services
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class ProcessLife:
                 loop.create_task(self._watch_lag(), name="realtime-loop-lag"),
             ]
             self._hook_daphne_shutdown()
+            in_process_worker.start(worker_id=self.id)
             self._started = True
             logger.info("Realtime process %s started", self.id)
 
@@ -111,7 +113,8 @@ class ProcessLife:
                 self.last_error = str(exc)
 
     async def beat_once(self) -> None:
-        """Say we live, reap the dead, make due offline checks, mend the view."""
+        """Say we live, reap the dead, make due offline checks, mend the view, and
+        enqueue due periodic tasks."""
         server = self.server
         await database_sync_to_async(services.process_heartbeat)(
             process_id=self.id, host=self.host, pid=self.pid
@@ -132,6 +135,7 @@ class ProcessLife:
                 await manager.resubscribe()
             except Exception as exc:
                 manager._mark_down(exc)
+        await database_sync_to_async(enqueue_due_periodic)()
 
     async def drain(self) -> None:
         """Stop cleanly: see the module's docstring."""
@@ -144,6 +148,7 @@ class ProcessLife:
             logger.exception("Clean stop did not finish; stopping anyway")
         for task in self._tasks:
             task.cancel()
+        await asyncio.to_thread(in_process_worker.stop)
         await bus.bus.stop()
 
     async def _drain(self) -> None:

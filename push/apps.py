@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class PushConfig(AppConfig):
+    name = "push"
+    verbose_name = "Push notifications"
+
+    def ready(self) -> None:
+        from push import signals  # noqa: F401 - connects the message receiver
+        from push.selectors import delivery_figures
+        from realtime.admin_views import register_dashboard_section
+
+        register_dashboard_section("push", delivery_figures)

@@ -1,0 +1,301 @@
+"""Writes on push subscriptions, mutes and deliveries: every push rule lives here.
+
+A delivery is claimed with one conditional UPDATE (pending and due → sending), so
+of two workers that race for it, one sends and the other does nothing: a push
+goes to a device at most once per message. A worker that dies mid-request leaves
+the delivery in ``sending``; it is not sent again.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bamchat.errors import NotFound, invalid
+from messaging.models import Membership, Message
+from messaging.selectors import bam_get_for_participant, parse_id
+from push.endpoints import auth_valid, endpoint_allowed, p256dh_valid
+from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
+from push.webpush import PushAnswer, send_push
+from realtime.selectors import user_socket_count
+
+logger = logging.getLogger(__name__)
+
+BODY_MAX_CHARS = 100
+ATTACHMENT_BODY = "📎 attachment"
+GONE_STATUSES = (404, 410)
+
+
+def clean_endpoint(endpoint) -> str:
+    """An endpoint this server may send to (``push.endpoints``), or a field error."""
+    if not isinstance(endpoint, str) or not endpoint.strip():
+        raise invalid("endpoint", "An endpoint URL is required.")
+    endpoint = endpoint.strip()
+    if len(endpoint) > ENDPOINT_MAX_CHARS or not endpoint.isascii():
+        raise invalid(
+            "endpoint", "Endpoints are ASCII URLs of at most 2000 characters."
+        )
+    if not endpoint_allowed(endpoint):
+        raise invalid(
+            "endpoint",
+            "Push endpoints must be https URLs of a push service this server "
+            "allows (PUSH_ALLOWED_HOSTS).",
+        )
+    return endpoint
+
+
+def clean_keys(keys) -> tuple[str, str]:
+    """``(p256dh, auth)`` from a subscription's ``keys``, or a field error."""
+    if not isinstance(keys, dict):
+        raise invalid("keys", "keys must be an object with p256dh and auth.")
+    p256dh, auth = keys.get("p256dh"), keys.get("auth")
+    if not isinstance(p256dh, str) or not p256dh_valid(p256dh):
+        raise invalid("keys", "keys.p256dh must be a base64url P-256 public key.")
+    if not isinstance(auth, str) or not auth_valid(auth):
+        raise invalid("keys", "keys.auth must be a base64url 16-byte secret.")
+    return p256dh, auth
+
+
+def clean_expiration(value) -> datetime | None:
+    """``expirationTime`` (milliseconds since the epoch, or null) as a datetime."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid("expirationTime", "expirationTime must be a number or null.")
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise invalid("expirationTime", "expirationTime is out of range.") from exc
+
+
+@transaction.atomic
+def subscription_save(
+    *, user, endpoint, keys, expiration_time=None
+) -> tuple[PushSubscription, bool]:
+    """Register a device for ``user``; the same endpoint again updates it in place
+    (and moves it to ``user``: a browser belongs to whoever subscribed last)."""
+    endpoint = clean_endpoint(endpoint)
+    p256dh, auth = clean_keys(keys)
+    expiration = clean_expiration(expiration_time)
+    subscription, created = PushSubscription.objects.select_for_update().get_or_create(
+        endpoint=endpoint,
+        defaults={
+            "user": user,
+            "p256dh": p256dh,
+            "auth": auth,
+            "expiration": expiration,
+        },
+    )
+    if not created:
+        subscription.user = user
+        subscription.p256dh, subscription.auth = p256dh, auth
+        subscription.expiration = expiration
+        subscription.save()
+    return subscription, created
+
+
+@transaction.atomic
+def subscription_delete(*, user, subscription_id) -> None:
+    """Remove one of the user's own subscriptions; NotFound for anyone else's."""
+    pk = parse_id(subscription_id, what="subscription")
+    deleted, _ = PushSubscription.objects.filter(pk=pk, user=user).delete()
+    if not deleted:
+        raise NotFound("No such subscription.")
+
+
+@transaction.atomic
+def membership_mute_set(*, bam_id, user, muted) -> Membership:
+    """Mute or unmute a BAM's pushes for one participant (NotFound for outsiders)."""
+    if not isinstance(muted, bool):
+        raise invalid("muted", "muted must be true or false.")
+    bam = bam_get_for_participant(bam_id=bam_id, user=user)
+    membership = Membership.objects.select_for_update().get(bam=bam, user=user)
+    if membership.muted != muted:
+        membership.muted = muted
+        membership.save(update_fields=["muted"])
+    return membership
+
+
+def message_push_payload(message: Message) -> dict:
+    """What the device decrypts: who wrote what where, short enough to show."""
+    content = message.content or ""
+    return {
+        "type": "new-message",
+        "bamId": str(message.bam_id),
+        "messageId": str(message.pk),
+        "senderId": str(message.sender_id),
+        "senderName": message.sender.username,
+        "title": message.bam.title,
+        "body": content[:BODY_MAX_CHARS] if content else ATTACHMENT_BODY,
+    }
+
+
+def bam_topic(bam_id: int) -> str:
+    """The push ``Topic`` of a BAM (≤ 32 URL-safe characters): a newer push of the
+    same BAM replaces an undelivered older one."""
+    return f"bam-{bam_id}"
+
+
+def push_wanted(*, message_id: int) -> bool:
+    """Whether any participant but the sender has a push subscription (cheap check
+    made after every message, before anything is enqueued)."""
+    message = Message.objects.filter(pk=message_id).values("bam_id", "sender_id")
+    row = message.first()
+    if row is None:
+        return False
+    return (
+        PushSubscription.objects.filter(
+            user__memberships__bam_id=row["bam_id"], user__memberships__muted=False
+        )
+        .exclude(user_id=row["sender_id"])
+        .exists()
+    )
+
+
+@transaction.atomic
+def deliveries_plan(*, message_id: int) -> list[int]:
+    """Create the deliveries of a message: each device of each participant but the
+    sender who has not muted the BAM and has no live socket on any process."""
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return []
+    subscriptions = list(
+        PushSubscription.objects.filter(
+            user__memberships__bam_id=message.bam_id,
+            user__memberships__muted=False,
+        )
+        .exclude(user_id=message.sender_id)
+        .exclude(expiration__lte=timezone.now())
+        .values_list("pk", "user_id")
+    )
+    connected: dict[int, bool] = {}
+    wanted = []
+    for subscription_id, user_id in subscriptions:
+        if user_id not in connected:
+            connected[user_id] = user_socket_count(user_id=user_id) > 0
+        if not connected[user_id]:
+            wanted.append(subscription_id)
+    PushDelivery.objects.bulk_create(
+        [PushDelivery(subscription_id=s, message_id=message_id) for s in wanted],
+        ignore_conflicts=True,
+    )
+    return list(
+        PushDelivery.objects.filter(
+            message_id=message_id,
+            subscription_id__in=wanted,
+            state=PushDelivery.State.PENDING,
+            attempts=0,
+        ).values_list("pk", flat=True)
+    )
+
+
+def delivery_claim(*, delivery_id: int) -> bool:
+    """Take a due pending delivery for this worker; False if another has it."""
+    now = timezone.now()
+    return bool(
+        PushDelivery.objects.filter(
+            pk=delivery_id,
+            state=PushDelivery.State.PENDING,
+            next_attempt_at__lte=now,
+        ).update(
+            state=PushDelivery.State.SENDING,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    )
+
+
+def retry_delay_s(*, answer: PushAnswer, retries: int) -> float:
+    """How long to wait before the next try: Retry-After if given, else back-off."""
+    push = settings.PUSH
+    if answer.retry_after_s is not None:
+        return min(answer.retry_after_s, push["RETRY_MAX_S"])
+    return min(push["RETRY_BASE_S"] * 2**retries, push["RETRY_MAX_S"])
+
+
+def subscription_send(
+    *, subscription: PushSubscription, payload: dict, topic: str
+) -> PushAnswer:
+    """Send one push; a 404 or 410 deletes the subscription."""
+    answer = send_push(
+        endpoint=subscription.endpoint,
+        p256dh=subscription.p256dh,
+        auth=subscription.auth,
+        payload=payload,
+        topic=topic,
+        ttl_s=settings.PUSH["TTL_S"],
+    )
+    if answer.status in GONE_STATUSES:
+        PushSubscription.objects.filter(pk=subscription.pk).delete()
+        logger.info(
+            "Push subscription %s gone (HTTP %s); deleted",
+            subscription.pk,
+            answer.status,
+        )
+    return answer
+
+
+def delivery_send(*, delivery_id: int, retry) -> str:
+    """Send a claimed-if-due delivery and record the outcome; its new state.
+
+    ``retry(delivery_id, when)`` enqueues the next try; it runs in the same
+    transaction as the state change, so a retry is never lost nor doubled.
+    """
+    if not delivery_claim(delivery_id=delivery_id):
+        return "skipped"
+    delivery = PushDelivery.objects.select_related(
+        "subscription", "message__bam", "message__sender"
+    ).get(pk=delivery_id)
+    State = PushDelivery.State
+    subscription = delivery.subscription
+    if subscription is None:
+        PushDelivery.objects.filter(pk=delivery_id).update(state=State.GONE)
+        return State.GONE
+    try:
+        answer = subscription_send(
+            subscription=subscription,
+            payload=message_push_payload(delivery.message),
+            topic=bam_topic(delivery.message.bam_id),
+        )
+    except Exception:
+        logger.exception("Push %s could not be sent", delivery_id)
+        PushDelivery.objects.filter(pk=delivery_id).update(state=State.FAILED)
+        return State.FAILED
+    status = answer.status
+    fields = {"last_status": status, "updated_at": timezone.now()}
+    if status is not None and 200 <= status < 300:
+        state = State.SENT
+    elif status in GONE_STATUSES:
+        state = State.GONE
+    elif status is None or status == 429 or status >= 500:
+        delay = retry_delay_s(answer=answer, retries=delivery.retries)
+        when = timezone.now() + timedelta(seconds=delay)
+        expires = delivery.created_at + timedelta(seconds=settings.PUSH["TTL_S"])
+        if when >= expires:
+            state = State.FAILED
+        else:
+            with transaction.atomic():
+                PushDelivery.objects.filter(pk=delivery_id).update(
+                    state=State.PENDING,
+                    next_attempt_at=when,
+                    retries=F("retries") + 1,
+                    **fields,
+                )
+                retry(delivery_id, when)
+            logger.info(
+                "Push %s deferred %.1fs (HTTP %s%s)",
+                delivery_id,
+                delay,
+                status,
+                f", {answer.error}" if answer.error else "",
+            )
+            return State.PENDING
+    else:
+        state = State.FAILED
+    PushDelivery.objects.filter(pk=delivery_id).update(state=state, **fields)
+    if state == State.FAILED:
+        logger.warning("Push %s failed (HTTP %s %s)", delivery_id, status, answer.error)
+    return state

@@ -1,0 +1,23 @@
+"""A new message may owe pushes: after commit, the task queue plans them."""
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from messaging.models import Message
+from push import services
+from push.tasks import push_fanout
+
+
+@receiver(post_save, sender=Message, dispatch_uid="push.message_saved")
+def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
+    """Queue the push plan of a new message once it is committed."""
+    if not created or kwargs.get("raw"):
+        return
+    message_id = instance.pk
+
+    def plan() -> None:
+        if services.push_wanted(message_id=message_id):
+            push_fanout.enqueue(message_id)
+
+    transaction.on_commit(plan)

@@ -1,0 +1,76 @@
+"""Push work for the task queue (``bamchat.tasks``): plan a message's pushes, send
+one, send a test; and the periodic clean-up of old delivery records."""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django_tasks import task
+
+from bamchat.tasks import periodic
+from push import services
+from push.models import PushDelivery, PushSubscription
+
+logger = logging.getLogger(__name__)
+
+# Delivery records (the dashboard's figures) are kept this long.
+DELIVERY_KEEP_DAYS = 30
+
+
+@task()
+def push_fanout(message_id: int) -> int:
+    """Create a message's deliveries and enqueue one send per device."""
+    # One transaction: the deliveries and their send tasks exist together or not.
+    with transaction.atomic():
+        planned = services.deliveries_plan(message_id=message_id)
+        for delivery_id in planned:
+            push_send.enqueue(delivery_id)
+    return len(planned)
+
+
+def _retry(delivery_id: int, when) -> None:
+    push_send.using(run_after=when).enqueue(delivery_id)
+
+
+@task()
+def push_send(delivery_id: int) -> str:
+    """Send one delivery (at most once), retrying later on 429, 5xx or no answer."""
+    return services.delivery_send(delivery_id=delivery_id, retry=_retry)
+
+
+@task()
+def push_test(subscription_id: int) -> int | None:
+    """Send a test notification to one device (the admin's action); its HTTP status."""
+    subscription = PushSubscription.objects.filter(pk=subscription_id).first()
+    if subscription is None:
+        return None
+    answer = services.subscription_send(
+        subscription=subscription,
+        payload={
+            "type": "test",
+            "title": "BAM Chat",
+            "body": "Push notifications reach this device.",
+        },
+        topic="test",
+    )
+    logger.info("Test push to subscription %s: HTTP %s", subscription_id, answer.status)
+    return answer.status
+
+
+@periodic(every_s=3600)
+@task()
+def push_prune() -> int:
+    """Delete finished delivery records older than the keep period, and expired
+    subscriptions."""
+    now = timezone.now()
+    deleted, _ = PushDelivery.objects.filter(
+        created_at__lt=now - timedelta(days=DELIVERY_KEEP_DAYS),
+        state__in=[
+            PushDelivery.State.SENT,
+            PushDelivery.State.FAILED,
+            PushDelivery.State.GONE,
+        ],
+    ).delete()
+    PushSubscription.objects.filter(expiration__lt=now).delete()
+    return deleted

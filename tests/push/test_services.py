@@ -1,0 +1,135 @@
+"""Push rules in-process: the endpoint rule, the plan of a message, the claim."""
+
+import pytest
+
+from messaging import services as messaging_services
+from push import services
+from push.endpoints import endpoint_allowed
+from push.models import PushDelivery, PushSubscription
+from push.webpush import PushAnswer, retry_after_seconds
+from tests.factories import BamFactory, UserFactory
+
+KEYS = {
+    "p256dh": (
+        "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1Xbjha"
+        "zAkj7I99e8QcYP7DkM"
+    ),
+    "auth": "tBHItJI5svbpez7KI4CCXg",
+}
+
+
+@pytest.fixture
+def push_hosts(settings):
+    settings.PUSH = {
+        **settings.PUSH,
+        "ALLOWED_HOSTS": [
+            "fcm.googleapis.com",
+            "*.notify.windows.com",
+            "http://127.0.0.1:9123",
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "endpoint, allowed",
+    [
+        ("https://fcm.googleapis.com/fcm/send/x", True),
+        ("https://FCM.googleapis.com:443/fcm/send/x", True),
+        ("https://wns2-par02p.notify.windows.com/w/?token=x", True),
+        ("https://notify.windows.com/w", False),
+        ("https://evilnotify.windows.com/w", False),
+        ("http://fcm.googleapis.com/fcm/send/x", False),
+        ("https://fcm.googleapis.com:444/fcm/send/x", False),
+        ("https://fcm.googleapis.com.evil.com/x", False),
+        ("https://u:p@fcm.googleapis.com/x", False),
+        ("http://127.0.0.1:9123/push/x", True),
+        ("http://127.0.0.1:9124/push/x", False),
+        ("https://127.0.0.1:9123/push/x", False),
+        ("http://localhost:9123/push/x", False),
+        ("http://127.0.0.1:99999/x", False),
+        ("javascript:alert(1)", False),
+    ],
+)
+def test_endpoint_rule(push_hosts, endpoint, allowed):
+    assert endpoint_allowed(endpoint) is allowed
+
+
+@pytest.mark.django_db
+def test_plan_skips_sender_muted_and_connected_users(push_hosts, monkeypatch):
+    alice, bob, carol, dave = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    bam = BamFactory(owner=alice, members=[bob, carol, dave])
+    for n, user in enumerate((alice, bob, carol, dave)):
+        services.subscription_save(
+            user=user, endpoint=f"https://fcm.googleapis.com/fcm/send/{n}", keys=KEYS
+        )
+    services.membership_mute_set(bam_id=bam.pk, user=carol, muted=True)
+    monkeypatch.setattr(
+        services, "user_socket_count", lambda *, user_id: int(user_id == dave.pk)
+    )
+    message = messaging_services.message_create(
+        bam_id=bam.pk, sender=alice, content="hi"
+    )
+    planned = services.deliveries_plan(message_id=message.pk)
+    assert [PushDelivery.objects.get(pk=p).subscription.user for p in planned] == [bob]
+    # Planned again (a second worker, a repeated task): nothing new.
+    assert services.deliveries_plan(message_id=message.pk) == planned
+    assert PushDelivery.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_delivery_is_claimed_and_sent_once(push_hosts, monkeypatch):
+    alice, bob = UserFactory(), UserFactory()
+    bam = BamFactory(owner=alice, members=[bob])
+    services.subscription_save(
+        user=bob, endpoint="https://fcm.googleapis.com/fcm/send/b", keys=KEYS
+    )
+    monkeypatch.setattr(services, "user_socket_count", lambda *, user_id: 0)
+    message = messaging_services.message_create(
+        bam_id=bam.pk, sender=alice, content="hi"
+    )
+    [delivery_id] = services.deliveries_plan(message_id=message.pk)
+    sent = []
+
+    def fake_send(**kwargs):
+        sent.append(kwargs)
+        # A second worker racing for the same delivery finds it taken.
+        assert services.delivery_claim(delivery_id=delivery_id) is False
+        return PushAnswer(status=201)
+
+    monkeypatch.setattr(services, "send_push", fake_send)
+    assert services.delivery_send(delivery_id=delivery_id, retry=None) == "sent"
+    assert services.delivery_send(delivery_id=delivery_id, retry=None) == "skipped"
+    assert len(sent) == 1
+    assert sent[0]["topic"] == f"bam-{bam.pk}"
+    assert PushSubscription.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "header, seconds",
+    [("7", 7.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+def test_retry_after_is_read_as_seconds_or_a_date(header, seconds):
+    assert retry_after_seconds(header) == seconds
+
+
+@pytest.mark.django_db
+def test_a_delivery_that_cannot_be_sent_fails_and_is_not_retried(
+    push_hosts, monkeypatch
+):
+    alice, bob = UserFactory(), UserFactory()
+    bam = BamFactory(owner=alice, members=[bob])
+    services.subscription_save(
+        user=bob, endpoint="https://fcm.googleapis.com/fcm/send/c", keys=KEYS
+    )
+    monkeypatch.setattr(services, "user_socket_count", lambda *, user_id: 0)
+    message = messaging_services.message_create(
+        bam_id=bam.pk, sender=alice, content="x"
+    )
+    [delivery_id] = services.deliveries_plan(message_id=message.pk)
+
+    def broken_send(**kwargs):
+        raise ValueError("cannot encrypt")
+
+    monkeypatch.setattr(services, "send_push", broken_send)
+    assert services.delivery_send(delivery_id=delivery_id, retry=None) == "failed"
+    assert PushDelivery.objects.get(pk=delivery_id).state == "failed"
