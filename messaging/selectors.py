@@ -3,12 +3,12 @@
 import re
 from datetime import UTC, timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from bamchat.errors import Invalid, NotFound
-from messaging.models import Bam, Membership, Message
+from messaging.models import Attachment, Bam, Membership, Message
 
 # Up to 18 ASCII digits: always below 2**63, the largest id a database column holds.
 _ASCII_ID = re.compile(r"[0-9]{1,18}")
@@ -31,6 +31,16 @@ def parse_id(raw, *, what: str = "id") -> int:
     if not 0 < value < 2**63:
         raise NotFound(f"No such {what}.")
     return value
+
+
+def with_attachments() -> Prefetch:
+    """Prefetch of messages' attachments (one query per page, not per message) into
+    ``attachment_rows``, where ``message_payload`` reads them."""
+    return Prefetch(
+        "attachments",
+        queryset=Attachment.objects.order_by("pk"),
+        to_attr="attachment_rows",
+    )
 
 
 def bam_list_for_user(*, user) -> QuerySet[Bam]:
@@ -114,7 +124,11 @@ def bam_events_between(
     messages = Message.objects.filter(bam_id=bam_id, seq__gt=after_seq)
     if before_seq is not None:
         messages = messages.filter(seq__lt=before_seq)
-    messages = messages.select_related("sender").order_by("seq")
+    messages = (
+        messages.select_related("sender")
+        .prefetch_related(with_attachments())
+        .order_by("seq")
+    )
     if limit is not None:
         messages = messages[:limit]
     return [("new-message", message_payload(m)) for m in messages]
@@ -139,7 +153,11 @@ def co_participant_ids(*, user_id: int) -> list[int]:
 
 def message_list(*, bam: Bam) -> QuerySet[Message]:
     """Messages of a BAM with what their payload needs."""
-    return Message.objects.filter(bam=bam).select_related("sender")
+    return (
+        Message.objects.filter(bam=bam)
+        .select_related("sender")
+        .prefetch_related(with_attachments())
+    )
 
 
 def messages_after(*, bam: Bam, after_message_id) -> QuerySet[Message]:
