@@ -77,4 +77,4 @@ async def download(api, url: str, *, token: str | None = None, **headers) -> Dow
     if token:
         headers["Authorization"] = f"Bearer {token}"
     async with api.session.get(api.base + url, headers=headers) as resp:
-        return Download(resp.status, dict(resp.headers), await resp.read())
+        return Download(resp.status, resp.headers.copy(), await resp.read())
