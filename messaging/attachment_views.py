@@ -23,6 +23,7 @@ from messaging.attachments import (
     attachment_payload,
     attachment_upload,
 )
+from messaging.imaging import FILE_SIGNATURES, GENERIC_TYPE
 from messaging.models import Attachment
 from messaging.selectors import bam_get_for_participant
 from messaging.serializers import AttachmentSerializer
@@ -34,6 +35,14 @@ STREAM_CHUNK_BYTES = 64 * 1024
 # Only types that browsers render as images are ever served inline.
 INLINE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Every type a download may carry: decoded images, recognised files, the rest.
+DOWNLOAD_TYPES = (*sorted(INLINE_TYPES), *(t for _, t in FILE_SIGNATURES), GENERIC_TYPE)
+DOWNLOAD_RESPONSES = {
+    **{(code, t): OpenApiTypes.BINARY for code in (200, 206) for t in DOWNLOAD_TYPES},
+    304: None,
+    404: OpenApiTypes.OBJECT,
+    416: None,
+}
 
 
 class AttachmentUploadView(APIView):
@@ -89,7 +98,7 @@ class AttachmentDownloadView(APIView):
                 "sig", OpenApiTypes.STR, description="Signature from `url`."
             )
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses=DOWNLOAD_RESPONSES,
     )
     def get(self, request, attachment_id):
         attachment = attachment_for_download(
