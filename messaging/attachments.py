@@ -18,7 +18,7 @@ from django.utils import timezone
 from bamchat.errors import NotFound, invalid
 from messaging.imaging import inspect_upload
 from messaging.models import Attachment, Message
-from messaging.selectors import bam_get_for_participant, parse_id
+from messaging.selectors import bam_get_for_participant, is_participant, parse_id
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def attachment_for_download(*, attachment_id, user, sig, variant: str) -> Attach
         raise NotFound("No such attachment.")
     allowed = signature_valid(attachment_id=pk, variant=variant, sig=sig)
     if not allowed and user is not None and user.is_authenticated:
-        allowed = attachment.bam.memberships.filter(user_id=user.pk).exists()
+        allowed = is_participant(bam_id=attachment.bam_id, user_id=user.pk)
     if not allowed or (variant == THUMBNAIL and not attachment.thumbnail):
         raise NotFound("No such attachment.")
     return attachment
@@ -237,6 +237,22 @@ def attachments_attach(*, message: Message, attachments: list[Attachment]) -> No
         )
         for attachment in attachments:
             attachment.message = message
+
+
+def message_attachments_delete(*, message_id: int) -> int:
+    """Delete a message's attachments and, after commit, their files (for a message
+    erased for good); returns how many went."""
+    rows = list(
+        Attachment.objects.filter(message_id=message_id).values_list(
+            "pk", "file", "thumbnail"
+        )
+    )
+    if not rows:
+        return 0
+    Attachment.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+    names = [name for _, file, thumb in rows for name in (file, thumb)]
+    transaction.on_commit(lambda: storage_delete(names))
+    return len(rows)
 
 
 # -- cleanup -------------------------------------------------------------------------

@@ -9,12 +9,15 @@ from tests.messaging.attachment_files import upload
 pytestmark = pytest.mark.live
 
 LIMIT = 1000
+UPLOADS_PER_MINUTE = 4
 
 
 @pytest.fixture(scope="module")
 def small_server():
     """A live server that takes uploads of at most LIMIT bytes."""
-    deployment = Deployment(ATTACHMENT_MAX_BYTES=str(LIMIT))
+    deployment = Deployment(
+        ATTACHMENT_MAX_BYTES=str(LIMIT), UPLOAD_RATE=f"{UPLOADS_PER_MINUTE}/min"
+    )
     try:
         yield deployment.start_server("small-uploads")
     finally:
@@ -57,3 +60,15 @@ async def test_oversize_upload_is_413_too_large(small_api, size):
         "GET", f"/bams/{bam['id']}/messages", token=me.access, expect=200
     )
     assert listing["results"] == []
+
+
+async def test_uploads_per_user_are_rate_limited(small_api):
+    me, other = await small_api.account(), await small_api.account()
+    bam = await small_api.bam(me, other)
+    for _ in range(UPLOADS_PER_MINUTE):
+        status, _ = await upload(small_api, me, bam["id"], b"x", "a.bin", "text/plain")
+        assert status == 201
+    status, body = await upload(small_api, me, bam["id"], b"x", "a.bin", "text/plain")
+    assert status == 429, body
+    status, _ = await upload(small_api, other, bam["id"], b"x", "a.bin", "text/plain")
+    assert status == 201  # per user

@@ -10,7 +10,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from messaging import selectors
-from messaging.attachments import attachment_upload, attachments_cleanup
+from messaging.attachments import (
+    attachment_upload,
+    attachments_cleanup,
+    message_attachments_delete,
+)
 from messaging.models import Attachment
 from messaging.serializers import message_payload, message_preview
 from messaging.services import message_create
@@ -111,3 +115,18 @@ def test_deleting_a_bam_deletes_its_files():
     bam_delete(bam_id=bam.pk, user=user)
     assert not default_storage.exists(attachment.file)
     assert not default_storage.exists(attachment.thumbnail)
+
+
+def test_a_message_erased_for_good_takes_its_files_along():
+    user = UserFactory()
+    bam = BamFactory(owner=user, members=[])
+    kept = _upload(bam, user)
+    gone = _upload(bam, user, png(60, 40), "g.png")
+    message = message_create(
+        bam_id=bam.pk, sender=user, content="", attachment_ids=[gone.pk]
+    )
+    assert message_attachments_delete(message_id=message.pk) == 1
+    assert list(Attachment.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert not default_storage.exists(gone.file)
+    assert not default_storage.exists(gone.thumbnail)
+    assert default_storage.exists(kept.file)
