@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.core.files.base import ContentFile, File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -77,7 +77,7 @@ def attachment_upload(*, bam_id, uploader, upload) -> Attachment:
             saved.append(thumb_name)
             thumb_type = thumb.content_type
         else:
-            body = File(upload)
+            body = upload  # a temporary file is moved, not copied, on the local disk
             thumb_name, thumb_type = "", ""
         digest = _digest(body)
         file_name = default_storage.save(_storage_name(bam.pk), body)
