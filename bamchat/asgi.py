@@ -16,12 +16,21 @@ django_asgi_app = get_asgi_application()
 
 import socketio  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from bamchat.bodylimit import BodySizeLimit  # noqa: E402
+from messaging.uploads import MULTIPART_OVERHEAD_BYTES  # noqa: E402
 from realtime.asgi import ProcessStarter, SocketGate  # noqa: E402
 from realtime.server import sio  # noqa: E402
 
 socketio_app = SocketGate(socketio.ASGIApp(sio, socketio_path="socket.io"), sio)
+# Oversized uploads are refused before Django spools their body to disk.
+django_app = BodySizeLimit(
+    django_asgi_app,
+    path=r"^/bams/[^/]+/attachments/?$",
+    limit=lambda: settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES,
+)
 
 application = ProcessStarter(
     ProtocolTypeRouter(
@@ -29,7 +38,7 @@ application = ProcessStarter(
             "http": URLRouter(
                 [
                     re_path(r"^socket\.io/", socketio_app),
-                    re_path(r"", django_asgi_app),
+                    re_path(r"", django_app),
                 ]
             ),
             "websocket": URLRouter([re_path(r"^socket\.io/", socketio_app)]),

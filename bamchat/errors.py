@@ -34,7 +34,7 @@ class Forbidden(DomainError):
 
 class TooLarge(DomainError):
     code = "too_large"
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 
 def invalid(field: str, message: str) -> Invalid:
@@ -46,5 +46,7 @@ def exception_handler(exc, context):
     """DRF exception handler that also renders domain errors in DRF's error shape."""
     if isinstance(exc, DomainError):
         body = dict(exc.fields) if exc.fields else {"detail": exc.message}
+        if isinstance(exc, TooLarge):
+            body["code"] = exc.code
         return Response(body, status=exc.http_status)
     return drf_exception_handler(exc, context)

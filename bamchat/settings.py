@@ -253,6 +253,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "rest_write": os.environ.get("REST_WRITE_RATE", "300/min"),
         "register": os.environ.get("REGISTER_RATE", "60/min"),
+        "upload": os.environ.get("UPLOAD_RATE", "60/min"),
     },
 }
 
@@ -347,6 +348,49 @@ PUSH = {
     # Back-off without Retry-After: first wait, doubled per retry, capped.
     "RETRY_BASE_S": env_float("PUSH_RETRY_BASE_S", 1),
     "RETRY_MAX_S": env_float("PUSH_RETRY_MAX_S", 600),
+}
+
+# --- Attachments ----------------------------------------------------------------------
+# Largest upload (bytes): over it the upload is refused with 413 ``too_large``, the
+# body read no further (messaging.uploads, bamchat.bodylimit).
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+# Lifetime of the signed ``url``/``thumbnailUrl`` in payloads.
+ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
+# Prefix of those URLs, e.g. https://chat.example.com; empty gives paths
+# (/attachments/1?sig=...) that clients resolve against the server's origin.
+ATTACHMENT_URL_BASE = os.environ.get("ATTACHMENT_URL_BASE", "").rstrip("/")
+FILE_UPLOAD_HANDLERS = [
+    "messaging.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",  # small files
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",  # the rest: disk
+]
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT", str(BASE_DIR / "media"))
+# S3_BUCKET switches the file storage to an S3-compatible bucket (django-storages);
+# credentials come from S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY or boto3's own chain.
+S3_BUCKET = os.environ.get("S3_BUCKET", "")
+if S3_BUCKET:
+    DEFAULT_FILE_STORAGE_SETTINGS = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": os.environ.get("S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("S3_REGION") or None,
+            "access_key": os.environ.get("S3_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("S3_SECRET_ACCESS_KEY") or None,
+            "location": os.environ.get("S3_PREFIX", ""),
+            "default_acl": None,  # private objects: downloads go through our URLs
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    DEFAULT_FILE_STORAGE_SETTINGS = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    }
+STORAGES = {
+    "default": DEFAULT_FILE_STORAGE_SETTINGS,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
 # --- I18N / static ------------------------------------------------------------------

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from messaging import lifecycle_views
+from messaging import attachment_views, lifecycle_views
 from messaging import views as messaging_views
 from push import views as push_views
 from realtime import views as realtime_views
@@ -58,6 +58,21 @@ urlpatterns = [
         name="bam-membership",
     ),
     re_path(r"^push/", include("push.urls")),
+    re_path(
+        r"^bams/(?P<bam_id>[^/]+)/attachments/?$",
+        attachment_views.AttachmentUploadView.as_view(),
+        name="bam-attachments",
+    ),
+    re_path(
+        r"^attachments/(?P<attachment_id>[^/]+)/?$",
+        attachment_views.AttachmentDownloadView.as_view(),
+        name="attachment",
+    ),
+    re_path(
+        r"^attachments/(?P<attachment_id>[^/]+)/thumbnail/?$",
+        attachment_views.AttachmentThumbnailView.as_view(),
+        name="attachment-thumbnail",
+    ),
     re_path(r"^websocket/", include("realtime.urls")),
     re_path(r"^health/?$", realtime_views.HealthView.as_view(), name="health"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

@@ -3,7 +3,7 @@ from django.utils.translation import ngettext
 
 from bamchat.errors import DomainError
 from messaging import lifecycle
-from messaging.models import Bam, Membership, Message
+from messaging.models import Attachment, Bam, Membership, Message
 
 
 class MembershipInline(admin.TabularInline):
@@ -102,3 +102,38 @@ class MessageAdmin(admin.ModelAdmin):
             ngettext("Deleted %d message.", "Deleted %d messages.", done) % done,
             messages.SUCCESS,
         )
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Uploads, read-only: they are created and removed through the API and cleanup."""
+
+    list_display = [
+        "id",
+        "name",
+        "kind",
+        "content_type",
+        "size",
+        "bam",
+        "uploader",
+        "message",
+        "created_at",
+    ]
+    list_filter = [
+        "kind",
+        "created_at",
+        ("bam", admin.RelatedOnlyFieldListFilter),
+        ("uploader", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["name", "uploader__username", "bam__title"]
+    date_hierarchy = "created_at"
+    list_select_related = ["bam", "uploader"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

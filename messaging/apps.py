@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class MessagingConfig(AppConfig):
     name = "messaging"
     verbose_name = "Messaging"
+
+    def ready(self) -> None:
+        from messaging import tasks  # noqa: F401 - registers the periodic cleanup

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
+from messaging.attachments import message_attachments_delete
 from messaging.models import Bam, Membership, Message, MessageEvent, Reaction
 from messaging.selectors import parse_id, unread_count
 from messaging.serializers import reactions_summary
@@ -106,6 +107,7 @@ def message_delete(*, message_id, user, bam_id=None, as_staff: bool = False) -> 
     message.deleted_at = timezone.now()
     message.save(update_fields=["content", "deleted_at"])
     Reaction.objects.filter(message=message).delete()
+    message_attachments_delete(message_id=message.pk)
     _record(bam, message, MessageEvent.Kind.DELETED)
     return message
 

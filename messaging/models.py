@@ -184,3 +184,44 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.emoji} by {self.user_id} on #{self.message_id}"
+
+
+class Attachment(models.Model):
+    """An uploaded file in a BAM; unattached until a message of its uploader uses it."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        FILE = "file", "File"
+
+    bam = models.ForeignKey(Bam, on_delete=models.CASCADE, related_name="attachments")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # NULL until a message uses it; a message row that goes sets it back to NULL,
+    # and the cleanup job then removes the files like any unattached upload.
+    message = models.ForeignKey(
+        Message,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="attachments",
+    )
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # Storage names are random (never the client's file name).
+    file = models.CharField(max_length=255)
+    thumbnail = models.CharField(max_length=255, blank=True)
+    thumbnail_content_type = models.CharField(max_length=100, blank=True)
+    # SHA-256 of the stored bytes: the download's ETag.
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk} in {self.bam_id})"

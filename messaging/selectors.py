@@ -3,12 +3,12 @@
 import re
 from datetime import UTC, timedelta
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
 
 from bamchat.errors import Invalid, NotFound
-from messaging.models import Bam, Membership, Message, MessageEvent
+from messaging.models import Attachment, Bam, Membership, Message, MessageEvent
 
 # Up to 18 ASCII digits: always below 2**63, the largest id a database column holds.
 _ASCII_ID = re.compile(r"[0-9]{1,18}")
@@ -44,6 +44,16 @@ def unread_count(*, bam_id: int, user_id: int, after_seq: int) -> int:
     return Message.objects.filter(
         unread_filter(user_id=user_id, after_seq=after_seq), bam_id=bam_id
     ).count()
+
+
+def with_attachments() -> Prefetch:
+    """Prefetch of messages' attachments (one query per page, not per message) into
+    ``attachment_rows``, where ``message_payload`` reads them."""
+    return Prefetch(
+        "attachments",
+        queryset=Attachment.objects.order_by("pk"),
+        to_attr="attachment_rows",
+    )
 
 
 def bam_list_for_user(*, user) -> QuerySet[Bam]:
@@ -202,8 +212,10 @@ def co_participant_ids(*, user_id: int) -> list[int]:
 
 
 def message_list_query() -> QuerySet[Message]:
-    """Messages with what their payload needs (sender, reactions) loaded."""
-    return Message.objects.select_related("sender").prefetch_related("reactions")
+    """Messages with what their payload needs (sender, reactions, attachments)."""
+    return Message.objects.select_related("sender").prefetch_related(
+        "reactions", with_attachments()
+    )
 
 
 def message_list(*, bam: Bam) -> QuerySet[Message]:

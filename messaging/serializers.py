@@ -5,7 +5,10 @@ from rest_framework import serializers
 
 from accounts.serializers import UserSummarySerializer
 from bamchat.formats import iso
+from messaging.attachments import attachment_payload
 from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message, MessageEvent
+
+ATTACHMENT_PREVIEW = "📎 attachment"
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -94,7 +97,9 @@ def message_payload(message: Message) -> dict:
         "createdAt": iso(message.created_at),
         "editedAt": iso(message.edited_at),
         "deleted": deleted,
-        "attachments": [],
+        "attachments": []
+        if deleted
+        else [attachment_payload(a) for a in message_attachments(message)],
         "reactions": []
         if deleted
         else reactions_summary(_prefetched_reactions(message)),
@@ -130,10 +135,43 @@ def message_event_payload(event: MessageEvent) -> tuple[str, dict]:
     }
 
 
+def message_attachments(message: Message) -> list:
+    """A message's attachments in upload order: the prefetched or service-set
+    ``attachment_rows`` when present, one query otherwise."""
+    rows = getattr(message, "attachment_rows", None)
+    if rows is None:
+        if message.pk is None:
+            return []
+        rows = list(message.attachments.order_by("pk"))
+        message.attachment_rows = rows
+    return rows
+
+
 def message_preview(message: Message) -> str:
-    """The first 100 characters of a message, for notifications."""
+    """The first 100 characters of a message, for notifications and push bodies;
+    "📎 attachment" for a message with attachments and no text."""
     content = message.content or ""
+    if not content:
+        return ATTACHMENT_PREVIEW if message_attachments(message) else ""
     return content if len(content) <= 100 else content[:97] + "..."
+
+
+class AttachmentSerializer(serializers.Serializer):
+    """An upload as clients see it (documents ``attachment_payload``)."""
+
+    id = serializers.CharField()
+    bamId = serializers.CharField()
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    contentType = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["image", "file"])
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    url = serializers.CharField(help_text="Signed, expiring download URL.")
+    thumbnailUrl = serializers.CharField(allow_null=True)
+
+    def to_representation(self, instance):
+        return attachment_payload(instance)
 
 
 class StrictCharField(serializers.CharField):
@@ -165,8 +203,16 @@ class MessageCreateSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=Message.Type.choices, required=False)
     tempId = serializers.CharField(required=False, allow_null=True, max_length=100)
     toUserId = serializers.CharField(required=False, allow_null=True, max_length=20)
+    attachmentIds = serializers.ListField(
+        child=serializers.CharField(max_length=20),
+        required=False,
+        max_length=10,
+        help_text="Your unused uploads to this BAM; content may then be empty.",
+    )
 
     def validate(self, attrs):
+        if attrs.get("attachmentIds"):
+            return attrs
         if "content" not in attrs and "text" not in attrs:
             raise serializers.ValidationError(
                 {"content": ["Give the message as `content` or `text`."]}

@@ -11,6 +11,13 @@ from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
 from bamchat.text import check_storable_text
+from messaging.attachments import (
+    attachment_storage_names,
+    attachments_attach,
+    attachments_claim,
+    clean_attachment_ids,
+    storage_delete,
+)
 from messaging.models import (
     CONTENT_MAX_CHARS,
     TEMP_ID_MAX_CHARS,
@@ -18,7 +25,7 @@ from messaging.models import (
     Membership,
     Message,
 )
-from messaging.selectors import bam_get_for_participant, parse_id
+from messaging.selectors import bam_get_for_participant, parse_id, with_attachments
 
 User = get_user_model()
 
@@ -39,14 +46,17 @@ def clean_title(title) -> str:
     return title
 
 
-def clean_content(content) -> str:
-    """Message content: a string of 1..4000 characters after trimming."""
+def clean_content(content, *, allow_empty: bool = False) -> str:
+    """Message content: a string of 1..4000 characters after trimming (0.. when the
+    message carries attachments)."""
     if content is None:
+        if allow_empty:
+            return ""
         raise invalid("content", "This field is required.")
     if not isinstance(content, str):
         raise invalid("content", "Content must be a string.")
     content = content.strip()
-    if not content:
+    if not content and not allow_empty:
         raise invalid("content", "Content may not be blank.")
     check_storable_text(content, field="content")
     if len(content) > CONTENT_MAX_CHARS:
@@ -138,10 +148,12 @@ def bam_rename(*, bam_id, user, title) -> Bam:
 
 @transaction.atomic
 def bam_delete(*, bam_id, user) -> None:
-    """Delete a BAM with its messages and memberships (owner only)."""
+    """Delete a BAM with its messages, memberships and attachments (owner only)."""
     bam = bam_get_for_participant(bam_id=bam_id, user=user)
     check_bam_owner(bam=bam, user=user)
+    stored = attachment_storage_names(bam_id=bam.pk)
     bam.delete()
+    transaction.on_commit(lambda: storage_delete(stored))
 
 
 @transaction.atomic
@@ -198,7 +210,14 @@ def check_message_type(*, sender, msg_type: str) -> None:
 
 
 def message_create(
-    *, bam_id, sender, content, type=None, temp_id=None, to_user_id=None
+    *,
+    bam_id,
+    sender,
+    content,
+    type=None,
+    temp_id=None,
+    to_user_id=None,
+    attachment_ids=None,
 ) -> Message:
     """Store a participant's message; one (BAM, sender, tempId) is one message.
 
@@ -206,8 +225,11 @@ def message_create(
     the type, then the tempId: a repeated (BAM, sender, tempId) returns the message
     stored the first time, with ``created`` False, and announces nothing. The
     message gets the BAM's next sequence number inside the write transaction.
+    ``attachment_ids`` (at most 10) must be the sender's unused uploads to the
+    same BAM; with any, ``content`` may be empty.
     """
-    content = clean_content(content)
+    attachment_pks = clean_attachment_ids(attachment_ids)
+    content = clean_content(content, allow_empty=bool(attachment_pks))
     msg_type = clean_type(type)
     temp_id = clean_temp_id(temp_id)
     bam_pk = parse_id(bam_id, what="BAM")
@@ -220,6 +242,7 @@ def message_create(
                 msg_type=msg_type,
                 temp_id=temp_id,
                 to_user_id=to_user_id,
+                attachment_pks=attachment_pks,
             )
     except IntegrityError:
         # Two writes with the same (BAM, sender, tempId) raced past the lookup
@@ -237,6 +260,7 @@ def _message_by_temp_id(*, bam_pk: int, sender, temp_id: str) -> Message | None:
     message = (
         Message.objects.filter(bam_id=bam_pk, sender=sender, temp_id=temp_id)
         .select_related("sender")
+        .prefetch_related(with_attachments())
         .first()
     )
     if message is not None:
@@ -245,7 +269,7 @@ def _message_by_temp_id(*, bam_pk: int, sender, temp_id: str) -> Message | None:
 
 
 def _message_insert(
-    *, bam_pk, sender, content, msg_type, temp_id, to_user_id
+    *, bam_pk, sender, content, msg_type, temp_id, to_user_id, attachment_pks
 ) -> Message:
     # Lock the BAM row: it serialises sequence numbers per BAM (PostgreSQL row lock;
     # SQLite runs IMMEDIATE transactions, which serialise all writers).
@@ -272,6 +296,7 @@ def _message_insert(
         ).first()
         if to_user is None:
             raise invalid("toUserId", "toUserId must be a participant of this BAM.")
+    attachments = attachments_claim(ids=attachment_pks, bam_id=bam.pk, sender=sender)
     seq = take_seq(bam)
     message = Message(
         bam=bam,
@@ -282,6 +307,9 @@ def _message_insert(
         temp_id=temp_id,
         seq=seq,
     )
+    # Set before save: the payload announced on post_save lists them.
+    message.attachment_rows = attachments
     message.save()
+    attachments_attach(message=message, attachments=attachments)
     message.created = True
     return message

@@ -194,6 +194,7 @@ class MessageListView(GenericAPIView):
             type=body.get("type"),
             temp_id=body.get("tempId"),
             to_user_id=body.get("toUserId"),
+            attachment_ids=body.get("attachmentIds"),
         )
         code = status.HTTP_201_CREATED if message.created else status.HTTP_200_OK
         return Response(MessageSerializer(message).data, status=code)

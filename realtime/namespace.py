@@ -251,7 +251,8 @@ class BamNamespace(socketio.AsyncNamespace):
     async def on_send_message(self, info: SocketInfo, payload):
         if not isinstance(payload, dict):
             raise Invalid(
-                "Expected an object {bamId, content, type?, tempId?, toUserId?}."
+                "Expected an object "
+                "{bamId, content, type?, tempId?, toUserId?, attachmentIds?}."
             )
         bam_id = _bam_id_of(payload, allow_bare=False)
         message = await database_sync_to_async(_create_message)(
@@ -261,6 +262,7 @@ class BamNamespace(socketio.AsyncNamespace):
             type=payload.get("type"),
             temp_id=payload.get("tempId"),
             to_user_id=payload.get("toUserId"),
+            attachment_ids=payload.get("attachmentIds"),
         )
         info.access.add(bam_id)
         await self.server.typing.stop(bam_id=bam_id, user_id=info.user_id)
@@ -339,7 +341,9 @@ def _edit_message(*, message_id, user, content) -> dict:
     return message_payload(message)
 
 
-def _create_message(*, bam_id, user, content, type, temp_id, to_user_id) -> dict:
+def _create_message(
+    *, bam_id, user, content, type, temp_id, to_user_id, attachment_ids
+) -> dict:
     message = messaging_services.message_create(
         bam_id=bam_id,
         sender=user,
@@ -347,6 +351,7 @@ def _create_message(*, bam_id, user, content, type, temp_id, to_user_id) -> dict
         type=type,
         temp_id=temp_id,
         to_user_id=to_user_id,
+        attachment_ids=attachment_ids,
     )
     return message_payload(message)
 

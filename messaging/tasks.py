@@ -1,0 +1,16 @@
+"""Background jobs of the messaging app, on the project's task queue."""
+
+from django_tasks import task
+
+from bamchat.tasks import periodic
+from messaging.attachments import attachments_cleanup
+
+# Uploads are checked for staleness this often (seconds); they live 24 h unused.
+CLEANUP_EVERY_S = 3600
+
+
+@periodic(every_s=CLEANUP_EVERY_S)
+@task()
+def attachments_cleanup_task() -> int:
+    """Delete uploads never attached to a message within a day, files included."""
+    return attachments_cleanup()
