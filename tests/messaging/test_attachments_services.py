@@ -98,10 +98,12 @@ def test_history_and_replay_load_attachments_in_one_query(
             content=f"m{n}",
             attachment_ids=[_upload(bam, user).pk, _upload(bam, user).pk],
         )
-    with django_assert_max_num_queries(2):
+    # Messages with their senders, their reactions, their attachments: three
+    # queries however many messages (the replay adds one for message changes).
+    with django_assert_max_num_queries(3):
         payloads = [message_payload(m) for m in selectors.message_list(bam=bam)]
     assert all(len(p["attachments"]) == 2 for p in payloads)
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(4):
         events = selectors.bam_events_between(bam_id=bam.pk, after_seq=0)
     assert [len(data["attachments"]) for _, data in events] == [2] * 6
 
@@ -130,3 +132,30 @@ def test_a_message_erased_for_good_takes_its_files_along():
     assert not default_storage.exists(gone.file)
     assert not default_storage.exists(gone.thumbnail)
     assert default_storage.exists(kept.file)
+
+
+def test_deleting_a_message_for_everyone_removes_its_files():
+    from messaging.lifecycle import message_delete
+
+    user = UserFactory()
+    bam = BamFactory(owner=user, members=[])
+    gone = _upload(bam, user, png(60, 40), "g.png")
+    message = message_create(
+        bam_id=bam.pk, sender=user, content="look", attachment_ids=[gone.pk]
+    )
+    message_delete(message_id=message.pk, user=user)
+    assert not Attachment.objects.exists()
+    assert not default_storage.exists(gone.file)
+    payload = message_payload(selectors.message_list_query().get(pk=message.pk))
+    assert payload["deleted"] is True and payload["attachments"] == []
+
+
+def test_the_cleanup_runs_on_the_task_queue_once_per_period(settings):
+    from django.core.cache import cache
+
+    from bamchat.tasks import enqueue_due_periodic
+    from messaging.tasks import attachments_cleanup_task
+
+    cache.clear()
+    assert attachments_cleanup_task.module_path in enqueue_due_periodic()
+    assert attachments_cleanup_task.module_path not in enqueue_due_periodic()

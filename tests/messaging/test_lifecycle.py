@@ -175,7 +175,7 @@ def test_bams_list_unread_figures_for_three_readers(
 
     # The number of queries does not grow with the number of BAMs on the page.
     rest.force_authenticate(owner)
-    with django_assert_num_queries(6) as one:
+    with django_assert_num_queries(7) as one:
         rest.get("/bams")
     for n in range(4):
         say(BamFactory(owner=owner, members=[alice]), alice, f"more {n}")
