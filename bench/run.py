@@ -568,32 +568,37 @@ def plan(server: Server, layout: Layout, prof: dict) -> list[tuple[str, dict]]:
     patience_ms = 20_000
     msg = {**common, "clients": clients, "senders": senders}
     msg |= {"messages": prof["messages"]}
-    phases = [
-        (
-            "idle",
-            {
-                **common,
-                "phase": "idle",
-                "clients": crowd_clients(layout, prof["idle_n"], room),
-                "hold": prof["hold_s"],
-                "warmupClients": min(10, prof["idle_n"] // 10),
-                "connectConcurrency": 100,
-                "connectTimeout": patience_ms,
-                "ackTimeout": patience_ms,
-            },
-        ),
-        (
-            "storm",
-            {
-                **common,
-                "phase": "storm",
-                "clients": crowd_clients(layout, prof["storm_n"], room),
-                "connectConcurrency": prof["storm_concurrency"],
-                "connectTimeout": patience_ms,
-                "ackTimeout": patience_ms,
-            },
-        ),
-    ]
+    crowds = bool(layout.crowd_bams)
+    phases = (
+        [
+            (
+                "idle",
+                {
+                    **common,
+                    "phase": "idle",
+                    "clients": crowd_clients(layout, prof["idle_n"], room),
+                    "hold": prof["hold_s"],
+                    "warmupClients": min(10, prof["idle_n"] // 10),
+                    "connectConcurrency": 100,
+                    "connectTimeout": patience_ms,
+                    "ackTimeout": patience_ms,
+                },
+            ),
+            (
+                "storm",
+                {
+                    **common,
+                    "phase": "storm",
+                    "clients": crowd_clients(layout, prof["storm_n"], room),
+                    "connectConcurrency": prof["storm_concurrency"],
+                    "connectTimeout": patience_ms,
+                    "ackTimeout": patience_ms,
+                },
+            ),
+        ]
+        if crowds
+        else []
+    )
     for workload in ("relay", "chat", "rest"):
         if workload == "rest" and server.kind != "bamchat":
             continue
