@@ -194,13 +194,6 @@ def bam_events_between(
     return [(name, payload) for _, name, payload in events]
 
 
-def participant_ids(*, bam_id: int) -> list[int]:
-    """Ids of every participant of the BAM."""
-    return list(
-        Membership.objects.filter(bam_id=bam_id).values_list("user_id", flat=True)
-    )
-
-
 def co_participant_ids(*, user_id: int) -> list[int]:
     """Ids of every user who shares a BAM with the user (the user included)."""
     bam_ids = Membership.objects.filter(user_id=user_id).values("bam_id")

@@ -5,12 +5,16 @@ write has the same checks and produces the same events whichever way it came in.
 Events leave after commit: realtime listens to these models' signals.
 """
 
+from dataclasses import dataclass
+
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
-from bamchat.errors import Forbidden, NotFound, invalid
+from bamchat.errors import DomainError, Forbidden, NotFound, invalid
 from bamchat.text import check_storable_text
+from messaging import statements
 from messaging.attachments import (
     attachment_storage_names,
     attachments_attach,
@@ -209,7 +213,30 @@ def check_message_type(*, sender, msg_type: str) -> None:
         raise Forbidden("Only the server or staff may post system messages.")
 
 
-def message_create(
+@dataclass(frozen=True)
+class MessageDraft:
+    """A new message whose input has been checked; not yet stored."""
+
+    bam_id: int
+    sender: object  # a User; only ``pk`` and ``username`` are read
+    content: str
+    type: str
+    temp_id: str | None
+    to_user_id: object
+    attachment_pks: tuple[int, ...]
+
+    @property
+    def plain(self) -> bool:
+        """No attachments, no recipient, not a system message: the common case,
+        stored in two statements."""
+        return (
+            not self.attachment_pks
+            and self.to_user_id in (None, "")
+            and self.type != Message.Type.SYSTEM
+        )
+
+
+def message_draft(
     *,
     bam_id,
     sender,
@@ -218,98 +245,163 @@ def message_create(
     temp_id=None,
     to_user_id=None,
     attachment_ids=None,
-) -> Message:
+) -> MessageDraft:
+    """Check a new message's input (Invalid, or NotFound for a bad BAM id)."""
+    attachment_pks = clean_attachment_ids(attachment_ids)
+    return MessageDraft(
+        content=clean_content(content, allow_empty=bool(attachment_pks)),
+        type=clean_type(type),
+        temp_id=clean_temp_id(temp_id),
+        bam_id=parse_id(bam_id, what="BAM"),
+        sender=sender,
+        to_user_id=to_user_id,
+        attachment_pks=tuple(attachment_pks),
+    )
+
+
+def message_create(**fields) -> Message:
     """Store a participant's message; one (BAM, sender, tempId) is one message.
 
-    Access is checked first (outsiders get NotFound whatever their tempId), then
-    the type, then the tempId: a repeated (BAM, sender, tempId) returns the message
-    stored the first time, with ``created`` False, and announces nothing. The
-    message gets the BAM's next sequence number inside the write transaction.
-    ``attachment_ids`` (at most 10) must be the sender's unused uploads to the
-    same BAM; with any, ``content`` may be empty.
+    Takes ``message_draft``'s arguments. Access is checked first (outsiders get
+    NotFound whatever their tempId), then the type, then the tempId: a repeated
+    (BAM, sender, tempId) returns the message stored the first time, with
+    ``created`` False, and announces nothing. The message gets the BAM's next
+    sequence number inside the write transaction. ``attachment_ids`` (at most
+    10) must be the sender's unused uploads to the same BAM; with any,
+    ``content`` may be empty.
     """
-    attachment_pks = clean_attachment_ids(attachment_ids)
-    content = clean_content(content, allow_empty=bool(attachment_pks))
-    msg_type = clean_type(type)
-    temp_id = clean_temp_id(temp_id)
-    bam_pk = parse_id(bam_id, what="BAM")
+    (result,) = messages_create([message_draft(**fields)])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def messages_create(drafts: list[MessageDraft]) -> list[Message | Exception]:
+    """Store several messages in one transaction (group commit); each result is
+    its message or the error that refused it, in the order given.
+
+    A refusal (NotFound, Forbidden, Invalid) writes nothing and does not affect
+    the others. BAM rows are locked in id order, so two processes storing
+    batches never deadlock. Should the database fail the batch, each message is
+    tried again in its own transaction, so one cannot fail the rest.
+    """
+    order = sorted(range(len(drafts)), key=lambda i: drafts[i].bam_id)
+    results: list = [None] * len(drafts)
     try:
         with transaction.atomic():
-            return _message_insert(
-                bam_pk=bam_pk,
-                sender=sender,
-                content=content,
-                msg_type=msg_type,
-                temp_id=temp_id,
-                to_user_id=to_user_id,
-                attachment_pks=attachment_pks,
-            )
-    except IntegrityError:
-        # Two writes with the same (BAM, sender, tempId) raced past the lookup
-        # (possible only where writers do not serialise): the database kept one.
-        if temp_id is not None:
-            existing = _message_by_temp_id(
-                bam_pk=bam_pk, sender=sender, temp_id=temp_id
-            )
-            if existing is not None:
-                return existing
-        raise
+            for i in order:
+                results[i] = _store_refusable(drafts[i])
+    except DatabaseError:
+        if len(drafts) == 1:
+            raise
+        for i in order:
+            try:
+                with transaction.atomic():
+                    results[i] = _store_refusable(drafts[i])
+            except DatabaseError as exc:
+                results[i] = exc
+    return results
 
 
-def _message_by_temp_id(*, bam_pk: int, sender, temp_id: str) -> Message | None:
+def _store_refusable(draft: MessageDraft) -> Message | DomainError:
+    try:
+        if draft.plain:
+            return _store_plain(draft)
+        with transaction.atomic():  # a savepoint: a refusal undoes the seq
+            return _store_checked(draft)
+    except DomainError as exc:
+        return exc
+
+
+def _store_plain(draft: MessageDraft) -> Message:
+    now = timezone.now()
+    seq = statements.seq_take(bam_id=draft.bam_id, user_id=draft.sender.pk, now=now)
+    if seq is None:
+        raise NotFound("No such BAM.")
+    message = _new_message(draft, seq=seq, now=now)
+    if statements.message_row_insert(message):
+        return _announce(message, attachments=[])
+    statements.seq_give_back(bam_id=draft.bam_id)
+    return _stored_with_temp_id(draft)
+
+
+def _store_checked(draft: MessageDraft) -> Message:
+    now = timezone.now()
+    seq = statements.seq_take(bam_id=draft.bam_id, user_id=draft.sender.pk, now=now)
+    if seq is None:
+        raise NotFound("No such BAM.")
+    check_message_type(sender=draft.sender, msg_type=draft.type)
+    if draft.temp_id is not None:
+        existing = _message_by_temp_id(draft)
+        if existing is not None:
+            transaction.set_rollback(True)  # gives the seq back
+            return existing
+    to_user_id = None
+    if draft.to_user_id not in (None, ""):
+        try:
+            to_user_id = parse_id(draft.to_user_id, what="user")
+        except NotFound as exc:
+            raise invalid("toUserId", "toUserId is not a valid user id.") from exc
+        if not Membership.objects.filter(
+            bam_id=draft.bam_id, user_id=to_user_id
+        ).exists():
+            raise invalid("toUserId", "toUserId must be a participant of this BAM.")
+    attachments = attachments_claim(
+        ids=list(draft.attachment_pks), bam_id=draft.bam_id, sender=draft.sender
+    )
+    message = _new_message(draft, seq=seq, now=now, to_user_id=to_user_id)
+    if not statements.message_row_insert(message):
+        # The same tempId was committed meanwhile by another process.
+        transaction.set_rollback(True)
+        return _stored_with_temp_id(draft)
+    attachments_attach(message=message, attachments=attachments)
+    return _announce(message, attachments=attachments)
+
+
+def _new_message(draft: MessageDraft, *, seq: int, now, to_user_id=None) -> Message:
+    return Message(
+        bam_id=draft.bam_id,
+        sender=draft.sender,
+        to_user_id=to_user_id,
+        content=draft.content,
+        type=draft.type,
+        temp_id=draft.temp_id,
+        seq=seq,
+        created_at=now,
+    )
+
+
+def _announce(message: Message, *, attachments: list) -> Message:
+    """Send ``post_save`` as ``Model.save`` would: the event path starts there."""
+    message.created = True
+    message.attachment_rows = attachments  # the announced payload lists them
+    post_save.send(
+        sender=Message,
+        instance=message,
+        created=True,
+        update_fields=None,
+        raw=False,
+        using=message._state.db,
+    )
+    return message
+
+
+def _stored_with_temp_id(draft: MessageDraft) -> Message:
+    existing = _message_by_temp_id(draft)
+    if existing is None:  # cannot happen: the insert conflicted on it
+        raise IntegrityError("tempId conflict without a stored message")
+    return existing
+
+
+def _message_by_temp_id(draft: MessageDraft) -> Message | None:
     message = (
-        Message.objects.filter(bam_id=bam_pk, sender=sender, temp_id=temp_id)
+        Message.objects.filter(
+            bam_id=draft.bam_id, sender_id=draft.sender.pk, temp_id=draft.temp_id
+        )
         .select_related("sender")
         .prefetch_related(with_attachments())
         .first()
     )
     if message is not None:
         message.created = False
-    return message
-
-
-def _message_insert(
-    *, bam_pk, sender, content, msg_type, temp_id, to_user_id, attachment_pks
-) -> Message:
-    # Lock the BAM row: it serialises sequence numbers per BAM (PostgreSQL row lock;
-    # SQLite runs IMMEDIATE transactions, which serialise all writers).
-    bam = (
-        Bam.objects.select_for_update(of=("self",))
-        .filter(pk=bam_pk, memberships__user=sender)
-        .first()
-    )
-    if bam is None:
-        raise NotFound("No such BAM.")
-    check_message_type(sender=sender, msg_type=msg_type)
-    if temp_id is not None:
-        existing = _message_by_temp_id(bam_pk=bam.pk, sender=sender, temp_id=temp_id)
-        if existing is not None:
-            return existing
-    to_user = None
-    if to_user_id not in (None, ""):
-        try:
-            recipient_pk = parse_id(to_user_id, what="user")
-        except NotFound as exc:
-            raise invalid("toUserId", "toUserId is not a valid user id.") from exc
-        to_user = User.objects.filter(
-            pk=recipient_pk, memberships__bam_id=bam.pk
-        ).first()
-        if to_user is None:
-            raise invalid("toUserId", "toUserId must be a participant of this BAM.")
-    attachments = attachments_claim(ids=attachment_pks, bam_id=bam.pk, sender=sender)
-    seq = take_seq(bam)
-    message = Message(
-        bam=bam,
-        sender=sender,
-        to_user=to_user,
-        content=content,
-        type=msg_type,
-        temp_id=temp_id,
-        seq=seq,
-    )
-    # Set before save: the payload announced on post_save lists them.
-    message.attachment_rows = attachments
-    message.save()
-    attachments_attach(message=message, attachments=attachments)
-    message.created = True
     return message

@@ -14,10 +14,10 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
     """Queue the push plan of a new message once it is committed."""
     if not created or kwargs.get("raw"):
         return
-    message_id = instance.pk
+    message_id, bam_id, sender_id = instance.pk, instance.bam_id, instance.sender_id
 
     def plan() -> None:
-        if services.push_wanted(message_id=message_id):
+        if services.push_wanted(bam_id=bam_id, sender_id=sender_id):
             push_fanout.enqueue(message_id)
 
     transaction.on_commit(plan)

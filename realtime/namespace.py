@@ -255,15 +255,16 @@ class BamNamespace(socketio.AsyncNamespace):
                 "{bamId, content, type?, tempId?, toUserId?, attachmentIds?}."
             )
         bam_id = _bam_id_of(payload, allow_bare=False)
-        message = await database_sync_to_async(_create_message)(
+        draft = messaging_services.message_draft(
             bam_id=bam_id,
-            user=_user(info),
+            sender=_user(info),
             content=payload.get("content", payload.get("text")),
             type=payload.get("type"),
             temp_id=payload.get("tempId"),
             to_user_id=payload.get("toUserId"),
             attachment_ids=payload.get("attachmentIds"),
         )
+        message = await self.server.writer.store(draft)
         info.access.add(bam_id)
         await self.server.typing.stop(bam_id=bam_id, user_id=info.user_id)
         return {"message": message}
@@ -338,21 +339,6 @@ def _user(info: SocketInfo):
 
 def _edit_message(*, message_id, user, content) -> dict:
     message = lifecycle.message_edit(message_id=message_id, user=user, content=content)
-    return message_payload(message)
-
-
-def _create_message(
-    *, bam_id, user, content, type, temp_id, to_user_id, attachment_ids
-) -> dict:
-    message = messaging_services.message_create(
-        bam_id=bam_id,
-        sender=user,
-        content=content,
-        type=type,
-        temp_id=temp_id,
-        to_user_id=to_user_id,
-        attachment_ids=attachment_ids,
-    )
     return message_payload(message)
 
 

@@ -16,6 +16,7 @@ from realtime.process import ProcessLife
 from realtime.ratelimit import RateLimiter
 from realtime.roster import Roster
 from realtime.typing import TypingTracker
+from realtime.writer import MessageWriter
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class BamSocketServer(socketio.AsyncServer):
         self.manager.relay = self.relay
         self.limiter = RateLimiter()
         self.typing = TypingTracker(self)
+        self.writer = MessageWriter()
         self._background: set[asyncio.Task] = set()
         self.register_namespace(BamNamespace("/"))
 

@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from bamchat.formats import iso
 from messaging.models import Membership, Message, MessageEvent
-from messaging.selectors import participant_ids
 from messaging.serializers import (
     message_event_payload,
     message_payload,
     message_preview,
 )
+from messaging.statements import participant_ids
 from realtime import bus
 
 

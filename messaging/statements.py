@@ -1,0 +1,109 @@
+"""The statements of the message hot path, written once as SQL.
+
+A new message is the one write that runs for every chat line, so it skips the
+ORM's query building (which cost more than the database itself): these
+functions are plain parameterised statements that PostgreSQL and SQLite (3.35+,
+for ``RETURNING``) both run. They hold no rule: ``messaging.services`` decides
+what may be written; ``tests/messaging/test_statements.py`` compares each with
+the ORM query it replaces.
+"""
+
+from functools import cache
+
+from django.db import connection
+
+from bamchat.sql import column, db_value, table
+from messaging.models import Bam, Membership, Message
+
+
+@cache
+def _sql(vendor: str) -> dict[str, str]:
+    # Built once per database vendor from the models' own table and column names.
+    bam, member, message = table(Bam), table(Membership), table(Message)
+    b = {f: column(Bam, f) for f in ("id", "last_seq", "updated_at")}
+    m = {f: column(Membership, f) for f in ("bam", "user")}
+    columns = [
+        "bam",
+        "sender",
+        "to_user",
+        "content",
+        "type",
+        "temp_id",
+        "seq",
+        "created_at",
+    ]
+    insert_columns = ", ".join(column(Message, f) for f in columns)
+    placeholders = ", ".join(["%s"] * len(columns))
+    return {
+        # The membership check, the BAM's row lock (PostgreSQL) and its next seq
+        # in one statement; no row back means "not a participant".
+        "seq_take": (
+            f"UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} + 1, "
+            f"{b['updated_at']} = %s WHERE {b['id']} = %s AND EXISTS ("
+            f"SELECT 1 FROM {member} WHERE {m['bam']} = %s AND {m['user']} = %s) "
+            f"RETURNING {b['last_seq']}"
+        ),
+        "seq_give_back": (
+            f"UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} - 1 "
+            f"WHERE {b['id']} = %s"
+        ),
+        # A repeated (BAM, sender, tempId) conflicts and inserts nothing.
+        "message_insert": (
+            f"INSERT INTO {message} ({insert_columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT DO NOTHING RETURNING {column(Message, 'id')}"
+        ),
+        "participants": (f"SELECT {m['user']} FROM {member} WHERE {m['bam']} = %s"),
+    }
+
+
+def sql(name: str) -> str:
+    return _sql(connection.vendor)[name]
+
+
+def seq_take(*, bam_id: int, user_id: int, now) -> int | None:
+    """The BAM's next seq if the user is a participant (the BAM's row stays
+    locked until commit), else None and nothing written."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql("seq_take"),
+            [db_value(Bam, "updated_at", now), bam_id, bam_id, user_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def seq_give_back(*, bam_id: int) -> None:
+    """Undo ``seq_take`` in the same transaction (the seq was not used)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql("seq_give_back"), [bam_id])
+
+
+def message_row_insert(message: Message) -> bool:
+    """Insert the message's row and set its ``pk``; False (nothing written) when
+    its (BAM, sender, tempId) is already stored."""
+    values = [
+        message.bam_id,
+        message.sender_id,
+        message.to_user_id,
+        message.content,
+        message.type,
+        message.temp_id,
+        message.seq,
+        db_value(Message, "created_at", message.created_at),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql("message_insert"), values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    message.pk = row[0]
+    message._state.adding = False
+    message._state.db = connection.alias
+    return True
+
+
+def participant_ids(*, bam_id: int) -> list[int]:
+    """Ids of every participant of the BAM."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql("participants"), [bam_id])
+        return [row[0] for row in cursor.fetchall()]

@@ -1,0 +1,173 @@
+"""The message hot path's SQL statements and group commit, against the ORM.
+
+Each statement in ``messaging.statements`` (and push's ``push_wanted``) stands
+for an ORM query; these tests compare their results on the same rows, on
+SQLite and, in CI's third step, on PostgreSQL.
+"""
+
+import pytest
+from django.db import DataError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from bamchat.errors import Forbidden, NotFound
+from messaging import services, statements
+from messaging.models import Bam, Membership, Message
+from messaging.serializers import message_payload
+from push.models import PushSubscription
+from push.services import push_wanted
+from tests.factories import BamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def room():
+    owner, a, b = UserFactory(), UserFactory(), UserFactory()
+    return owner, a, b, BamFactory(owner=owner, members=[a, b])
+
+
+def draft(bam, sender, content="hi", **extra):
+    return services.message_draft(
+        bam_id=bam.pk, sender=sender, content=content, **extra
+    )
+
+
+def test_stored_message_reads_back_equal_through_the_orm(room):
+    _owner, a, _, bam = room
+    stored = services.message_create(
+        bam_id=bam.pk, sender=a, content=" héllo 👋 ", temp_id="t-9"
+    )
+    from_orm = Message.objects.select_related("sender").get(pk=stored.pk)
+    assert message_payload(stored) == message_payload(from_orm)
+    assert (from_orm.seq, from_orm.content, from_orm.temp_id) == (1, "héllo 👋", "t-9")
+    bam.refresh_from_db()
+    assert bam.last_seq == 1
+    assert abs(bam.updated_at - from_orm.created_at) < timezone.timedelta(seconds=1)
+
+
+def test_seq_take_matches_the_orm_membership_check(room):
+    owner, a, _, bam = room
+    outsider = UserFactory()
+    for user in (owner, a, outsider):
+        is_member = Bam.objects.filter(pk=bam.pk, memberships__user=user).exists()
+        taken = statements.seq_take(bam_id=bam.pk, user_id=user.pk, now=timezone.now())
+        assert (taken is not None) == is_member
+    bam.refresh_from_db()
+    assert bam.last_seq == 2  # owner and a took one each; the outsider none
+    statements.seq_give_back(bam_id=bam.pk)
+    bam.refresh_from_db()
+    assert bam.last_seq == 1
+
+
+def test_participant_ids_match_the_orm(room):
+    _owner, a, _b, bam = room
+    BamFactory(owner=a, members=[UserFactory()])  # another BAM's members stay out
+    orm = Membership.objects.filter(bam=bam).values_list("user_id", flat=True)
+    assert sorted(statements.participant_ids(bam_id=bam.pk)) == sorted(orm)
+
+
+def _push_wanted_orm(bam, sender) -> bool:
+    return (
+        PushSubscription.objects.filter(
+            user__memberships__bam=bam, user__memberships__muted=False
+        )
+        .exclude(user=sender)
+        .exists()
+    )
+
+
+def test_push_wanted_matches_the_orm_query(room):
+    owner, a, _b, bam = room
+
+    def both():
+        return (
+            push_wanted(bam_id=bam.pk, sender_id=owner.pk),
+            _push_wanted_orm(bam, owner),
+        )
+
+    assert both() == (False, False)
+    PushSubscription.objects.create(
+        user=owner, endpoint="https://push.example/o", p256dh="k", auth="a"
+    )
+    assert both() == (False, False)  # only the sender has a device
+    PushSubscription.objects.create(
+        user=a, endpoint="https://push.example/a", p256dh="k", auth="a"
+    )
+    assert both() == (True, True)
+    Membership.objects.filter(bam=bam, user=a).update(muted=True)
+    assert both() == (False, False)
+    other = BamFactory(owner=a, members=[owner])  # a's device, another BAM
+    assert push_wanted(bam_id=other.pk, sender_id=owner.pk) is True
+
+
+def test_a_plain_message_costs_four_statements(
+    room, django_capture_on_commit_callbacks
+):
+    """seq (with the access check), insert, then after commit the participants
+    for notifications and the push check: no ORM lookups of the BAM, the
+    tempId or the message's reactions."""
+    _owner, a, _, bam = room
+    with CaptureQueriesContext(connection) as queries:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.message_create(bam_id=bam.pk, sender=a, content="x", temp_id="t")
+    statements_run = [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))
+    ]
+    assert len(statements_run) == 4, statements_run
+
+
+def test_a_batch_keeps_order_seqs_and_refusals_apart(room):
+    owner, a, b, bam = room
+    other = BamFactory(owner=b)
+    outsider = UserFactory()
+    drafts = [
+        draft(bam, a, "one"),
+        draft(other, b, "elsewhere"),
+        draft(bam, outsider, "refused"),
+        draft(bam, b, "two", temp_id="t"),
+        draft(bam, b, "two again", temp_id="t"),
+        draft(bam, a, "system", type="system"),
+        draft(bam, owner, "three"),
+    ]
+    results = services.messages_create(drafts)
+    assert isinstance(results[2], NotFound)
+    assert isinstance(results[5], Forbidden)
+    stored = [r for r in results if isinstance(r, Message)]
+    assert [m.content for m in stored] == [
+        "one",
+        "elsewhere",
+        "two",
+        "two",
+        "three",
+    ]
+    assert results[4].pk == results[3].pk and results[4].created is False
+    # Seqs of a BAM follow the order given, with no gap for refusals or repeats.
+    assert [r.seq for r in (results[0], results[3], results[6])] == [1, 2, 3]
+    assert results[1].seq == 1
+    bam.refresh_from_db()
+    assert bam.last_seq == 3
+    assert Message.objects.filter(bam=bam).count() == 3
+
+
+def test_a_failing_batch_is_stored_one_by_one(room, monkeypatch):
+    """A database error in one message of a batch fails only that message."""
+    owner, a, _, bam = room
+    real = statements.message_row_insert
+
+    def insert(message):
+        if message.content == "poison":
+            raise DataError("value rejected by the database")
+        return real(message)
+
+    monkeypatch.setattr(statements, "message_row_insert", insert)
+    results = services.messages_create(
+        [draft(bam, a, "before"), draft(bam, a, "poison"), draft(bam, owner, "after")]
+    )
+    assert [type(r).__name__ for r in results] == ["Message", "DataError", "Message"]
+    assert list(Message.objects.values_list("content", "seq")) == [
+        ("before", 1),
+        ("after", 2),
+    ]
