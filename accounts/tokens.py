@@ -6,11 +6,16 @@ revoked session (``User.tokens_valid_after``) are refused the same way everywher
 """
 
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
+
+from bamchat.sql import column, db_value, python_value, table
 
 # When the session began (login), in POSIX seconds with sub-second precision. Set on
 # the refresh token at login and copied to every access token derived from it;
@@ -39,15 +44,16 @@ def _session_started_at(token) -> float:
     return float(token.get("iat", 0))
 
 
-def _user_for_token(token):
+def _token_user_id(token):
     user_id = token.get(api_settings.USER_ID_CLAIM)
     if user_id is None:
         raise InvalidToken("Token contained no recognizable user identification.")
-    User = get_user_model()
-    try:
-        user = User.objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
-    except (TypeError, ValueError):  # a forged id of the wrong type
-        user = None
+    return user_id
+
+
+def _check_token_user(token, user) -> None:
+    """The rule: the user exists, is active, and the token's session began at or
+    after ``tokens_valid_after``."""
     if user is None:
         raise AuthenticationFailed("User not found.", code="user_not_found")
     if not user.is_active:
@@ -58,6 +64,58 @@ def _user_for_token(token):
             raise AuthenticationFailed(
                 "Token has been revoked; log in again.", code="token_revoked"
             )
+
+
+def _user_for_token(token):
+    User = get_user_model()
+    try:
+        user = User.objects.filter(
+            **{api_settings.USER_ID_FIELD: _token_user_id(token)}
+        ).first()
+    except (TypeError, ValueError):  # a forged id of the wrong type
+        user = None
+    _check_token_user(token, user)
+    return user
+
+
+@dataclass(frozen=True)
+class TokenUser:
+    """What the Socket.IO handshake needs of a token's user."""
+
+    pk: int
+    username: str
+    is_active: bool
+    tokens_valid_after: datetime | None
+
+
+_TOKEN_USER_FIELDS = ("pk", "username", "is_active", "tokens_valid_after")
+
+
+def token_user(token) -> TokenUser:
+    """``user_for_access_token`` in one SQL statement and without a model
+    instance: the handshake runs it for every socket, 5,000 at once after a
+    deploy, where the ORM's query building costs ten times the query."""
+    User = get_user_model()
+    fields = [User._meta.pk.name if f == "pk" else f for f in _TOKEN_USER_FIELDS]
+    key = api_settings.USER_ID_FIELD
+    query = (
+        f"SELECT {', '.join(column(User, f) for f in fields)} FROM {table(User)} "
+        f"WHERE {column(User, key)} = %s"
+    )
+    try:
+        user_id = db_value(User, key, _token_user_id(token))
+    except (TypeError, ValueError):  # a forged id of the wrong type
+        row = None
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(query, [user_id])
+            row = cursor.fetchone()
+    user = None
+    if row is not None:
+        user = TokenUser(
+            *(python_value(User, f, v) for f, v in zip(fields, row, strict=True))
+        )
+    _check_token_user(token, user)
     return user
 
 

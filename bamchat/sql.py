@@ -20,3 +20,15 @@ def column(model, field: str) -> str:
 def db_value(model, field: str, value):
     """A Python value as the database stores it in that field."""
     return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+def python_value(model, field: str, value):
+    """A value read by a statement, converted as the ORM would (SQLite returns
+    naive datetimes and integer booleans, for instance)."""
+    model_field = model._meta.get_field(field)
+    col = model_field.get_col(model._meta.db_table)
+    converters = connection.ops.get_db_converters(col)
+    converters += model_field.get_db_converters(connection)
+    for convert in converters:
+        value = convert(value, col, connection)
+    return value

@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
 
 from bamchat.errors import Invalid, NotFound
+from messaging import statements
 from messaging.models import Attachment, Bam, Membership, Message, MessageEvent
 
 # Up to 18 ASCII digits: always below 2**63, the largest id a database column holds.
@@ -138,11 +139,7 @@ def bam_join_point(
 ) -> tuple[int, int | None]:
     """Where a participant joining a BAM stands: its last ``seq``, and the ``seq``
     of ``since_message_id`` when given. NotFound for outsiders and unknown ids."""
-    last_seq = (
-        Bam.objects.filter(pk=bam_id, memberships__user_id=user_id)
-        .values_list("last_seq", flat=True)
-        .first()
-    )
+    last_seq = statements.last_seq_for_participant(bam_id=bam_id, user_id=user_id)
     if last_seq is None:
         raise NotFound("No such BAM.")
     if since_message_id is None:
@@ -192,16 +189,6 @@ def bam_events_between(
     if limit is not None:
         events = events[:limit]
     return [(name, payload) for _, name, payload in events]
-
-
-def co_participant_ids(*, user_id: int) -> list[int]:
-    """Ids of every user who shares a BAM with the user (the user included)."""
-    bam_ids = Membership.objects.filter(user_id=user_id).values("bam_id")
-    ids = set(
-        Membership.objects.filter(bam_id__in=bam_ids).values_list("user_id", flat=True)
-    )
-    ids.add(user_id)
-    return sorted(ids)
 
 
 def message_list_query() -> QuerySet[Message]:

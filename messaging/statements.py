@@ -53,6 +53,15 @@ def _sql(vendor: str) -> dict[str, str]:
             f"ON CONFLICT DO NOTHING RETURNING {column(Message, 'id')}"
         ),
         "participants": (f"SELECT {m['user']} FROM {member} WHERE {m['bam']} = %s"),
+        "co_participants": (
+            f"SELECT DISTINCT other.{m['user']} FROM {member} mine JOIN {member} "
+            f"other ON other.{m['bam']} = mine.{m['bam']} WHERE mine.{m['user']} = %s"
+        ),
+        "last_seq_for_participant": (
+            f"SELECT {bam}.{b['last_seq']} FROM {bam} JOIN {member} "
+            f"ON {member}.{m['bam']} = {bam}.{b['id']} "
+            f"WHERE {bam}.{b['id']} = %s AND {member}.{m['user']} = %s"
+        ),
     }
 
 
@@ -107,3 +116,22 @@ def participant_ids(*, bam_id: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(sql("participants"), [bam_id])
         return [row[0] for row in cursor.fetchall()]
+
+
+def last_seq_for_participant(*, bam_id: int, user_id: int) -> int | None:
+    """The BAM's last seq if the user is a participant, else None (every join
+    reads it: a reconnect storm runs it once per socket)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql("last_seq_for_participant"), [bam_id, user_id])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def co_participant_ids(*, user_id: int) -> list[int]:
+    """Ids of every user who shares a BAM with the user (the user included),
+    sorted: who hears of the user's presence, once per connect."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql("co_participants"), [user_id])
+        ids = {row[0] for row in cursor.fetchall()}
+    ids.add(user_id)
+    return sorted(ids)

@@ -10,7 +10,7 @@ from rest_framework_simplejwt.exceptions import (
 )
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.tokens import user_for_access_token
+from accounts.tokens import token_user
 
 
 class AuthRefused(Exception):
@@ -64,7 +64,7 @@ def identity_from_token(token: str | None) -> SocketIdentity:
     except TokenError as exc:
         raise AuthRefused("auth_invalid", "Invalid token.") from exc
     try:
-        user = user_for_access_token(access)
+        user = token_user(access)
     except AuthenticationFailed as exc:
         raise AuthRefused("auth_invalid", f"Invalid token: {exc.detail}") from exc
     return SocketIdentity(

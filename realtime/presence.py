@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from bamchat.errors import invalid
 from bamchat.formats import iso
-from messaging.selectors import co_participant_ids
+from messaging.statements import co_participant_ids
 from realtime import bus, services
 from realtime.models import Presence as PresenceRow
 

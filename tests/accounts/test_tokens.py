@@ -1,5 +1,7 @@
 """Sessions end when asked: logout, logout everywhere, password change, deletion."""
 
+import time
+
 import pytest
 from django.core.cache import cache
 from django.db.models.signals import post_save
@@ -8,7 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts import services
 from accounts.models import User
-from accounts.tokens import user_for_access_token
+from accounts.tokens import AUTH_TIME_CLAIM, token_user, user_for_access_token
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -161,20 +163,30 @@ def test_revocation_saves_only_tokens_valid_after():
     assert seen == [frozenset({"tokens_valid_after"})]
 
 
-def test_user_for_access_token_refuses_revoked_gone_and_inactive_users():
+@pytest.mark.parametrize("check", [user_for_access_token, token_user])
+def test_token_checks_refuse_revoked_gone_and_inactive_users(check):
+    """The REST check (ORM) and the handshake's (one SQL statement) agree."""
     user = UserFactory()
     token = AccessToken.for_user(user)  # no auth_time claim: iat decides
-    assert user_for_access_token(token).pk == user.pk
+    allowed = check(token)
+    assert (allowed.pk, allowed.username) == (user.pk, user.username)
     services.user_tokens_revoke(user=user)
-    with pytest.raises(AuthenticationFailed):
-        user_for_access_token(token)
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        check(token)
+    later = AccessToken.for_user(user)
+    later[AUTH_TIME_CLAIM] = time.time() + 1
+    assert check(later).pk == user.pk
     other = UserFactory(is_active=False)
-    with pytest.raises(AuthenticationFailed):
-        user_for_access_token(AccessToken.for_user(other))
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        check(AccessToken.for_user(other))
     gone = AccessToken.for_user(UserFactory())
     User.objects.filter(pk=gone["user_id"]).delete()
-    with pytest.raises(AuthenticationFailed):
-        user_for_access_token(gone)
+    with pytest.raises(AuthenticationFailed, match="not found"):
+        check(gone)
+    forged = AccessToken.for_user(user)
+    forged["user_id"] = "not-a-number"
+    with pytest.raises(AuthenticationFailed, match="not found"):
+        check(forged)
 
 
 def test_password_set_in_the_admin_ends_the_users_sessions(rest, client):

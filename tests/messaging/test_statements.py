@@ -171,3 +171,34 @@ def test_a_failing_batch_is_stored_one_by_one(room, monkeypatch):
         ("before", 1),
         ("after", 2),
     ]
+
+
+def test_last_seq_for_participant_matches_the_orm(room):
+    owner, a, _, bam = room
+    services.message_create(bam_id=bam.pk, sender=a, content="one")
+    outsider = UserFactory()
+    for user in (owner, a, outsider):
+        orm = (
+            Bam.objects.filter(pk=bam.pk, memberships__user=user)
+            .values_list("last_seq", flat=True)
+            .first()
+        )
+        assert (
+            statements.last_seq_for_participant(bam_id=bam.pk, user_id=user.pk) == orm
+        )
+    assert statements.last_seq_for_participant(bam_id=bam.pk, user_id=a.pk) == 1
+
+
+def test_co_participant_ids_match_the_orm(room):
+    owner, a, b, _bam = room
+    elsewhere = UserFactory()
+    BamFactory(owner=a, members=[elsewhere])
+    BamFactory(owner=UserFactory(), members=[UserFactory()])  # unrelated
+    lonely = UserFactory()
+    for user in (owner, a, b, elsewhere, lonely):
+        mine = Membership.objects.filter(user=user).values("bam_id")
+        orm = set(
+            Membership.objects.filter(bam_id__in=mine).values_list("user_id", flat=True)
+        ) | {user.pk}
+        assert statements.co_participant_ids(user_id=user.pk) == sorted(orm)
+    assert statements.co_participant_ids(user_id=lonely.pk) == [lonely.pk]
