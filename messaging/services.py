@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
+from bamchat.metrics import MESSAGE_WRITE_SECONDS, timed
 from bamchat.text import check_storable_text
 from messaging.attachments import (
     attachment_storage_names,
@@ -209,6 +210,7 @@ def check_message_type(*, sender, msg_type: str) -> None:
         raise Forbidden("Only the server or staff may post system messages.")
 
 
+@timed(MESSAGE_WRITE_SECONDS)
 def message_create(
     *,
     bam_id,
