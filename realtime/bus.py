@@ -15,10 +15,13 @@ layer (one process) the relay gets the message directly, without a layer hop.
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from realtime.metrics import BUS_PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +131,7 @@ class Bus:
                 self._queue.task_done()
 
     def _failed(self, exc: BaseException) -> None:
+        BUS_PUBLISH_FAILURES.inc()
         if not self.down:
             self.down = True
             logger.error(
@@ -146,7 +150,9 @@ bus = Bus()
 
 
 def _envelope(kind: str, **fields) -> dict:
-    return {"type": TYPE_PREFIX + kind, **fields}
+    # ``at``: when the bus was told (for a BAM event, its commit), in wall-clock
+    # seconds, so any process can measure the delivery lag.
+    return {"type": TYPE_PREFIX + kind, "at": time.time(), **fields}
 
 
 # -- what can be said ------------------------------------------------------------------
