@@ -150,17 +150,16 @@ bus = Bus()
 
 
 def _envelope(kind: str, **fields) -> dict:
-    # ``at``: when the bus was told (for a BAM event, its commit), in wall-clock
-    # seconds, so any process can measure the delivery lag.
-    return {"type": TYPE_PREFIX + kind, "at": time.time(), **fields}
+    return {"type": TYPE_PREFIX + kind, **fields}
 
 
 # -- what can be said ------------------------------------------------------------------
 def bam_event(*, bam_id: int, event: str, data: dict) -> None:
     """A sequence-numbered BAM event (``data["seq"]``): delivered in order, once."""
-    bus.send(
-        bam_group(bam_id), _envelope("bam_event", bam=bam_id, event=event, data=data)
-    )
+    # Told after commit: ``at`` (wall-clock seconds, comparable across processes)
+    # is its commit time, from which each process measures its delivery lag.
+    message = _envelope("bam_event", bam=bam_id, event=event, data=data, at=time.time())
+    bus.send(bam_group(bam_id), message)
 
 
 def room_event(*, bam_id: int, event: str, data: dict, skip_sid: str = "") -> None:
