@@ -84,7 +84,8 @@ class ReceivedEvents:
         self.count(OTHER, {"ok": False, "error": {"code": "invalid"}})
 
     def _child(self, name: str, outcome: str):
-        child = self._children[(name, outcome)] = EVENTS_RECEIVED.labels(name, outcome)
+        child = EVENTS_RECEIVED.labels(name, outcome)
+        self._children[(name, outcome)] = child
         return child
 
 
