@@ -312,6 +312,16 @@ REALTIME = {
     },
 }
 
+# --- Metrics --------------------------------------------------------------------------
+# ``GET /metrics`` answers staff, and a scraper sending ``Authorization: Bearer`` with
+# this token when it is set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN is set but shorter than 16 characters. Use a long random "
+        "string (python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
+
 # --- Task queue -----------------------------------------------------------------------
 # django-tasks on its database backend: tasks are rows in the project's database, so
 # they survive a restart and any number of `manage.py db_worker` processes, on any

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from bamchat.views import MetricsView
 from messaging import attachment_views, lifecycle_views
 from messaging import views as messaging_views
 from push import views as push_views
@@ -75,6 +76,7 @@ urlpatterns = [
     ),
     re_path(r"^websocket/", include("realtime.urls")),
     re_path(r"^health/?$", realtime_views.HealthView.as_view(), name="health"),
+    re_path(r"^metrics/?$", MetricsView.as_view(), name="metrics"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(
         r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"

@@ -5,6 +5,7 @@ write has the same checks and produces the same events whichever way it came in.
 Events leave after commit: realtime listens to these models' signals.
 """
 
+import time
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -13,6 +14,7 @@ from django.db.models.signals import post_save
 from django.utils import timezone
 
 from bamchat.errors import DomainError, Forbidden, NotFound, invalid
+from bamchat.metrics import MESSAGE_WRITE_SECONDS
 from bamchat.text import check_storable_text
 from messaging import statements
 from messaging.attachments import (
@@ -285,6 +287,7 @@ def messages_create(drafts: list[MessageDraft]) -> list[Message | Exception]:
     batches never deadlock. Should the database fail the batch, each message is
     tried again in its own transaction, so one cannot fail the rest.
     """
+    started = time.perf_counter()
     order = sorted(range(len(drafts)), key=lambda i: drafts[i].bam_id)
     results: list = [None] * len(drafts)
     try:
@@ -300,6 +303,11 @@ def messages_create(drafts: list[MessageDraft]) -> list[Message | Exception]:
                     results[i] = _store_refusable(drafts[i])
             except DatabaseError as exc:
                 results[i] = exc
+    # Each stored message took the whole transaction to become durable.
+    took = time.perf_counter() - started
+    for result in results:
+        if isinstance(result, Message) and result.created:
+            MESSAGE_WRITE_SECONDS.observe(took)
     return results
 
 

@@ -19,6 +19,7 @@ from bamchat.sql import column, db_value, table
 from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
 from push.endpoints import auth_valid, endpoint_allowed, p256dh_valid
+from push.metrics import failures
 from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
 from push.webpush import PushAnswer, send_push
 from realtime.selectors import user_socket_count
@@ -268,19 +269,21 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     except Exception:
         logger.exception("Push %s could not be sent", delivery_id)
         PushDelivery.objects.filter(pk=delivery_id).update(state=State.FAILED)
+        failures["error"].inc()
         return State.FAILED
     status = answer.status
     fields = {"last_status": status, "updated_at": timezone.now()}
+    reason = "refused"
     if status is not None and 200 <= status < 300:
         state = State.SENT
     elif status in GONE_STATUSES:
-        state = State.GONE
+        state, reason = State.GONE, "gone"
     elif status is None or status == 429 or status >= 500:
         delay = retry_delay_s(answer=answer, retries=delivery.retries)
         when = timezone.now() + timedelta(seconds=delay)
         expires = delivery.created_at + timedelta(seconds=settings.PUSH["TTL_S"])
         if when >= expires:
-            state = State.FAILED
+            state, reason = State.FAILED, "expired"
         else:
             with transaction.atomic():
                 PushDelivery.objects.filter(pk=delivery_id).update(
@@ -301,6 +304,8 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     else:
         state = State.FAILED
     PushDelivery.objects.filter(pk=delivery_id).update(state=state, **fields)
+    if state != State.SENT:
+        failures[reason].inc()
     if state == State.FAILED:
         logger.warning("Push %s failed (HTTP %s %s)", delivery_id, status, answer.error)
     return state

@@ -15,10 +15,13 @@ layer (one process) the relay gets the message directly, without a layer hop.
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from realtime.metrics import BUS_PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +131,7 @@ class Bus:
                 self._queue.task_done()
 
     def _failed(self, exc: BaseException) -> None:
+        BUS_PUBLISH_FAILURES.inc()
         if not self.down:
             self.down = True
             logger.error(
@@ -152,9 +156,10 @@ def _envelope(kind: str, **fields) -> dict:
 # -- what can be said ------------------------------------------------------------------
 def bam_event(*, bam_id: int, event: str, data: dict) -> None:
     """A sequence-numbered BAM event (``data["seq"]``): delivered in order, once."""
-    bus.send(
-        bam_group(bam_id), _envelope("bam_event", bam=bam_id, event=event, data=data)
-    )
+    # Told after commit: ``at`` (wall-clock seconds, comparable across processes)
+    # is its commit time, from which each process measures its delivery lag.
+    message = _envelope("bam_event", bam=bam_id, event=event, data=data, at=time.time())
+    bus.send(bam_group(bam_id), message)
 
 
 def room_event(*, bam_id: int, event: str, data: dict, skip_sid: str = "") -> None:

@@ -21,6 +21,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from messaging.selectors import bam_events_between
+from realtime import metrics
 from realtime.bus import TYPE_PREFIX, bam_group
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,9 @@ class BamStream:
     def unwatch(self, sid: str) -> None:
         self.upto.pop(sid, None)
 
-    async def offer(self, event: str, data: dict) -> None:
-        """A live event of this BAM (from the bus)."""
-        self._jobs.append((self._deliver, (event, data)))
+    async def offer(self, event: str, data: dict, at: float | None = None) -> None:
+        """A live event of this BAM (from the bus), committed at ``at``."""
+        self._jobs.append((self._deliver, (event, data, at)))
         await self._drain()
 
     async def replay(self, sid: str, *, after_seq: int, latest_seq: int) -> dict:
@@ -80,7 +81,7 @@ class BamStream:
         finally:
             self._draining = False
 
-    async def _deliver(self, event: str, data: dict) -> None:
+    async def _deliver(self, event: str, data: dict, at: float | None) -> None:
         seq = data["seq"]
         ready, behind = [], []
         for sid, upto in self.upto.items():
@@ -95,6 +96,8 @@ class BamStream:
                 if (self.upto.get(s) is not None) and self.upto[s] < seq
             ]
         await self.relay.send(event, data, ready)
+        if ready and at is not None:
+            metrics.observe_delivery_lag(at)
         for sid in ready:
             if sid in self.upto:
                 self.upto[sid] = seq
@@ -197,16 +200,19 @@ class Relay:
         pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         local = self.roster.local
         eio = self.server.eio
+        sent = 0
         for sid in sids:
             info = local.get(sid)
             if info is not None:
                 await eio.send_packet(info.eio_sid, pkt)
+                sent += 1
+        metrics.emitted.count(event, sent)
 
     # -- bus messages ---------------------------------------------------------------
     async def realtime_bam_event(self, message: dict) -> None:
         stream = self.streams.get(message["bam"])
         if stream is not None:
-            await stream.offer(message["event"], message["data"])
+            await stream.offer(message["event"], message["data"], message.get("at"))
 
     async def realtime_room_event(self, message: dict) -> None:
         skip = message.get("skip")

@@ -14,6 +14,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from realtime.bus import GLOBAL_GROUP, TYPE_PREFIX
+from realtime.metrics import MANAGER_PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class ChannelLayerManager(AsyncPubSubManager):
                 GLOBAL_GROUP, {"type": "socketio.message", **data}
             )
         except Exception as exc:
+            MANAGER_PUBLISH_FAILURES.inc()
             self._mark_down(exc)
 
     async def _thread(self):

@@ -25,7 +25,7 @@ from messaging import lifecycle
 from messaging import selectors as messaging_selectors
 from messaging import services as messaging_services
 from messaging.serializers import message_payload
-from realtime import bus
+from realtime import bus, metrics
 from realtime.auth import AuthRefused, identity_from_token, token_from_handshake
 from realtime.roster import SocketInfo
 
@@ -100,7 +100,8 @@ class BamNamespace(socketio.AsyncNamespace):
         if event == "disconnect":
             return await self.on_disconnect(*args)
         sid, *rest = args
-        return await self._client_event(event, sid, rest[0] if rest else None)
+        ack = await self._client_event(event, sid, rest[0] if rest else None)
+        return metrics.received.count(event, ack)
 
     async def _client_event(self, event: str, sid: str, payload):
         server = self.server

@@ -7,7 +7,7 @@ import socketio
 from django.conf import settings
 from socketio import packet as sio_packet
 
-from realtime import bus
+from realtime import bus, metrics
 from realtime.delivery import Relay
 from realtime.manager import ChannelLayerManager
 from realtime.namespace import BamNamespace, error_ack, now_iso
@@ -95,7 +95,10 @@ class BamSocketServer(socketio.AsyncServer):
         await super()._handle_eio_message(eio_sid, data)
 
     async def _refuse(self, eio_sid, pkt, message: str) -> None:
-        if pkt.packet_type == sio_packet.BINARY_ACK or pkt.id is None:
+        if pkt.packet_type == sio_packet.BINARY_ACK:
+            return
+        metrics.received.count_refused()
+        if pkt.id is None:
             return
         ack = self.packet_class(
             sio_packet.ACK,
@@ -164,3 +167,4 @@ class BamSocketServer(socketio.AsyncServer):
 
 
 sio = BamSocketServer()
+metrics.register_server(sio)
