@@ -6,4 +6,7 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
-        from messaging import tasks  # noqa: F401 - registers the periodic cleanup
+        from messaging import (
+            receivers,  # noqa: F401 - keeps audience versions
+            tasks,  # noqa: F401 - registers the periodic cleanup
+        )

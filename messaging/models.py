@@ -18,6 +18,10 @@ class Bam(models.Model):
     )
     # Last sequence number handed out; bumped under a row lock by message_create.
     last_seq = models.BigIntegerField(default=0, editable=False)
+    # Bumped whenever who hears of the BAM's messages may change (participants
+    # added or removed, mutes, their push devices). Every message write reads it
+    # with the seq, so per-process caches keyed by it are never stale.
+    audience_version = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

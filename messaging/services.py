@@ -133,6 +133,7 @@ def bam_create(*, owner, title, participant_ids=None) -> Bam:
             if uid != owner.pk
         ]
     )
+    statements.audience_changed(bam_id=bam.pk)  # bulk_create sends no signal
     return bam
 
 
@@ -176,6 +177,7 @@ def participant_add(*, bam_id, user, new_user_ids) -> list[Membership]:
     created = Membership.objects.bulk_create(
         [Membership(bam=bam, user_id=uid) for uid in ids if uid not in existing]
     )
+    statements.audience_changed(bam_id=bam.pk)  # bulk_create sends no signal
     Bam.objects.filter(pk=bam.pk).update(updated_at=timezone.now())
     return created
 
@@ -323,10 +325,10 @@ def _store_refusable(draft: MessageDraft) -> Message | DomainError:
 
 def _store_plain(draft: MessageDraft) -> Message:
     now = timezone.now()
-    seq = statements.seq_take(bam_id=draft.bam_id, user_id=draft.sender.pk, now=now)
-    if seq is None:
+    taken = statements.seq_take(bam_id=draft.bam_id, user_id=draft.sender.pk, now=now)
+    if taken is None:
         raise NotFound("No such BAM.")
-    message = _new_message(draft, seq=seq, now=now)
+    message = _new_message(draft, taken=taken, now=now)
     if statements.message_row_insert(message):
         return _announce(message, attachments=[])
     statements.seq_give_back(bam_id=draft.bam_id)
@@ -335,8 +337,8 @@ def _store_plain(draft: MessageDraft) -> Message:
 
 def _store_checked(draft: MessageDraft) -> Message:
     now = timezone.now()
-    seq = statements.seq_take(bam_id=draft.bam_id, user_id=draft.sender.pk, now=now)
-    if seq is None:
+    taken = statements.seq_take(bam_id=draft.bam_id, user_id=draft.sender.pk, now=now)
+    if taken is None:
         raise NotFound("No such BAM.")
     check_message_type(sender=draft.sender, msg_type=draft.type)
     if draft.temp_id is not None:
@@ -357,7 +359,7 @@ def _store_checked(draft: MessageDraft) -> Message:
     attachments = attachments_claim(
         ids=list(draft.attachment_pks), bam_id=draft.bam_id, sender=draft.sender
     )
-    message = _new_message(draft, seq=seq, now=now, to_user_id=to_user_id)
+    message = _new_message(draft, taken=taken, now=now, to_user_id=to_user_id)
     if not statements.message_row_insert(message):
         # The same tempId was committed meanwhile by another process.
         transaction.set_rollback(True)
@@ -366,8 +368,11 @@ def _store_checked(draft: MessageDraft) -> Message:
     return _announce(message, attachments=attachments)
 
 
-def _new_message(draft: MessageDraft, *, seq: int, now, to_user_id=None) -> Message:
-    return Message(
+def _new_message(
+    draft: MessageDraft, *, taken: tuple[int, int], now, to_user_id=None
+) -> Message:
+    seq, audience_version = taken
+    message = Message(
         bam_id=draft.bam_id,
         sender=draft.sender,
         to_user_id=to_user_id,
@@ -377,6 +382,9 @@ def _new_message(draft: MessageDraft, *, seq: int, now, to_user_id=None) -> Mess
         seq=seq,
         created_at=now,
     )
+    # Read with the seq under the BAM's lock: receivers may use cached audiences.
+    message.audience_version = audience_version
+    return message
 
 
 def _announce(message: Message, *, attachments: list) -> Message:

@@ -8,19 +8,24 @@ what may be written; ``tests/messaging/test_statements.py`` compares each with
 the ORM query it replaces.
 """
 
-from functools import cache
+from functools import cache, lru_cache
 
 from django.db import connection
 
 from bamchat.sql import column, db_value, table
 from messaging.models import Bam, Membership, Message
 
+# BAMs whose audience a process remembers (the least recently written forgotten).
+AUDIENCE_CACHE_SIZE = 4096
+
 
 @cache
 def _sql(vendor: str) -> dict[str, str]:
     # Built once per database vendor from the models' own table and column names.
     bam, member, message = table(Bam), table(Membership), table(Message)
-    b = {f: column(Bam, f) for f in ("id", "last_seq", "updated_at")}
+    b = {
+        f: column(Bam, f) for f in ("id", "last_seq", "updated_at", "audience_version")
+    }
     m = {f: column(Membership, f) for f in ("bam", "user")}
     columns = [
         "bam",
@@ -41,7 +46,16 @@ def _sql(vendor: str) -> dict[str, str]:
             f"UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} + 1, "
             f"{b['updated_at']} = %s WHERE {b['id']} = %s AND EXISTS ("
             f"SELECT 1 FROM {member} WHERE {m['bam']} = %s AND {m['user']} = %s) "
-            f"RETURNING {b['last_seq']}"
+            f"RETURNING {b['last_seq']}, {b['audience_version']}"
+        ),
+        "audience_changed": (
+            f"UPDATE {bam} SET {b['audience_version']} = {b['audience_version']} + 1 "
+            f"WHERE {b['id']} IN "
+            f"(SELECT {m['bam']} FROM {member} WHERE {m['user']} = %s)"
+        ),
+        "audience_changed_bam": (
+            f"UPDATE {bam} SET {b['audience_version']} = {b['audience_version']} + 1 "
+            f"WHERE {b['id']} = %s"
         ),
         "seq_give_back": (
             f"UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} - 1 "
@@ -69,16 +83,25 @@ def sql(name: str) -> str:
     return _sql(connection.vendor)[name]
 
 
-def seq_take(*, bam_id: int, user_id: int, now) -> int | None:
-    """The BAM's next seq if the user is a participant (the BAM's row stays
-    locked until commit), else None and nothing written."""
+def seq_take(*, bam_id: int, user_id: int, now) -> tuple[int, int] | None:
+    """The BAM's next seq and its audience version if the user is a participant
+    (the BAM's row stays locked until commit), else None and nothing written."""
     with connection.cursor() as cursor:
         cursor.execute(
             sql("seq_take"),
             [db_value(Bam, "updated_at", now), bam_id, bam_id, user_id],
         )
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    return None if row is None else (row[0], row[1])
+
+
+def audience_changed(*, bam_id: int | None = None, user_id: int | None = None) -> None:
+    """Bump the audience version of one BAM, or of every BAM of a user."""
+    with connection.cursor() as cursor:
+        if bam_id is not None:
+            cursor.execute(sql("audience_changed_bam"), [bam_id])
+        if user_id is not None:
+            cursor.execute(sql("audience_changed"), [user_id])
 
 
 def seq_give_back(*, bam_id: int) -> None:
@@ -111,11 +134,23 @@ def message_row_insert(message: Message) -> bool:
     return True
 
 
-def participant_ids(*, bam_id: int) -> list[int]:
-    """Ids of every participant of the BAM."""
+def participant_ids(*, bam_id: int, audience_version: int | None = None) -> tuple:
+    """Ids of every participant of the BAM. With the audience version read by
+    the message write, answered from this process's cache when it has it."""
+    if audience_version is None:
+        return _participant_ids(bam_id)
+    return _participant_ids_at(bam_id, audience_version)
+
+
+def _participant_ids(bam_id: int) -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(sql("participants"), [bam_id])
-        return [row[0] for row in cursor.fetchall()]
+        return tuple(row[0] for row in cursor.fetchall())
+
+
+@lru_cache(maxsize=AUDIENCE_CACHE_SIZE)
+def _participant_ids_at(bam_id: int, audience_version: int) -> tuple:
+    return _participant_ids(bam_id)
 
 
 def last_seq_for_participant(*, bam_id: int, user_id: int) -> int | None:

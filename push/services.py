@@ -8,6 +8,7 @@ the delivery in ``sending``; it is not sent again.
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -16,8 +17,10 @@ from django.utils import timezone
 
 from bamchat.errors import NotFound, invalid
 from bamchat.sql import column, db_value, table
+from messaging import statements
 from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
+from messaging.statements import AUDIENCE_CACHE_SIZE
 from push.endpoints import auth_valid, endpoint_allowed, p256dh_valid
 from push.metrics import failures
 from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
@@ -92,6 +95,8 @@ def subscription_save(
         },
     )
     if not created:
+        if subscription.user_id != user.pk:  # the previous owner loses a device
+            statements.audience_changed(user_id=subscription.user_id)
         subscription.user = user
         subscription.p256dh, subscription.auth = p256dh, auth
         subscription.expiration = expiration
@@ -141,13 +146,28 @@ def bam_topic(bam_id: int) -> str:
     return f"bam-{bam_id}"
 
 
-def push_wanted(*, bam_id: int, sender_id: int) -> bool:
+def push_wanted(
+    *, bam_id: int, sender_id: int, audience_version: int | None = None
+) -> bool:
     """Whether any participant but the sender, not muting the BAM, has a push
     subscription: the check made after every message, before anything is queued.
 
-    One statement in SQL (it runs per message; ``tests/push/test_services.py``
-    compares it with the ORM query it stands for).
+    One statement in SQL (``tests/messaging/test_statements.py`` compares it with
+    the ORM query it stands for). With the audience version the message write
+    read, answered from this process's cache when it has it: a subscription,
+    mute or membership change bumps the version.
     """
+    if audience_version is None:
+        return _push_wanted(bam_id, sender_id)
+    return _push_wanted_at(bam_id, sender_id, audience_version)
+
+
+@lru_cache(maxsize=AUDIENCE_CACHE_SIZE)
+def _push_wanted_at(bam_id: int, sender_id: int, audience_version: int) -> bool:
+    return _push_wanted(bam_id, sender_id)
+
+
+def _push_wanted(bam_id: int, sender_id: int) -> bool:
     sub, member = table(PushSubscription), table(Membership)
     sub_user = column(PushSubscription, "user")
     m_user, m_bam = column(Membership, "user"), column(Membership, "bam")

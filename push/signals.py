@@ -1,11 +1,17 @@
-"""A new message may owe pushes: after commit, the task queue plans them."""
+"""A new message may owe pushes: after commit, the task queue plans them.
+
+A device subscribing or going away changes who hears of every BAM of its user:
+their audience versions are bumped (see ``Bam.audience_version``).
+"""
 
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from messaging import statements
 from messaging.models import Message
 from push import services
+from push.models import PushSubscription
 from push.tasks import push_fanout
 
 
@@ -15,9 +21,23 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
     if not created or kwargs.get("raw"):
         return
     message_id, bam_id, sender_id = instance.pk, instance.bam_id, instance.sender_id
+    version = getattr(instance, "audience_version", None)
 
     def plan() -> None:
-        if services.push_wanted(bam_id=bam_id, sender_id=sender_id):
+        if services.push_wanted(
+            bam_id=bam_id, sender_id=sender_id, audience_version=version
+        ):
             push_fanout.enqueue(message_id)
 
     transaction.on_commit(plan)
+
+
+@receiver(post_save, sender=PushSubscription, dispatch_uid="push.device_saved")
+def device_saved(sender, instance: PushSubscription, created: bool, **kwargs) -> None:
+    if not kwargs.get("raw"):
+        statements.audience_changed(user_id=instance.user_id)
+
+
+@receiver(post_delete, sender=PushSubscription, dispatch_uid="push.device_gone")
+def device_gone(sender, instance: PushSubscription, **kwargs) -> None:
+    statements.audience_changed(user_id=instance.user_id)

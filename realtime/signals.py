@@ -29,7 +29,10 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
         return
     payload = message_payload(instance)
     bam_id = instance.bam_id
-    recipients = [u for u in participant_ids(bam_id=bam_id) if u != instance.sender_id]
+    everyone = participant_ids(
+        bam_id=bam_id, audience_version=getattr(instance, "audience_version", None)
+    )
+    recipients = [u for u in everyone if u != instance.sender_id]
     notification = {
         "type": "new-message",
         "bamId": str(bam_id),

@@ -44,6 +44,18 @@ async def peers(server):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_audience_caches():
+    """Test databases roll back and hand out the same ids again, so one test's
+    cached audiences (keyed by BAM id and version) must not reach the next."""
+    from messaging import statements
+    from push import services as push_services
+
+    yield
+    statements._participant_ids_at.cache_clear()
+    push_services._push_wanted_at.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """In-process tests hash passwords cheaply; live servers keep the real hasher."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -11,12 +11,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound
-from messaging import services, statements
+from messaging import lifecycle, services, statements
 from messaging.models import Bam, Membership, Message
 from messaging.serializers import message_payload
+from push import services as push_services
 from push.models import PushSubscription
 from push.services import push_wanted
 from tests.factories import BamFactory, UserFactory
+from tests.push.test_services import KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -101,22 +103,33 @@ def test_push_wanted_matches_the_orm_query(room):
     assert push_wanted(bam_id=other.pk, sender_id=owner.pk) is True
 
 
-def test_a_plain_message_costs_four_statements(
+def test_a_plain_message_costs_four_statements_then_two(
     room, django_capture_on_commit_callbacks
 ):
     """seq (with the access check), insert, then after commit the participants
     for notifications and the push check: no ORM lookups of the BAM, the
-    tempId or the message's reactions."""
+    tempId or the message's reactions. Until the audience changes, the next
+    messages of the BAM take the last two from this process's cache."""
     _owner, a, _, bam = room
-    with CaptureQueriesContext(connection) as queries:
-        with django_capture_on_commit_callbacks(execute=True):
-            services.message_create(bam_id=bam.pk, sender=a, content="x", temp_id="t")
-    statements_run = [
-        q["sql"]
-        for q in queries.captured_queries
-        if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))
-    ]
-    assert len(statements_run) == 4, statements_run
+
+    def statements_of_one_message(n: int) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            with django_capture_on_commit_callbacks(execute=True):
+                services.message_create(
+                    bam_id=bam.pk, sender=a, content="x", temp_id=f"t{n}"
+                )
+        return [
+            q["sql"]
+            for q in queries.captured_queries
+            if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))
+        ]
+
+    assert len(statements_of_one_message(1)) == 4
+    assert len(statements_of_one_message(2)) == 2
+    services.participant_add(
+        bam_id=bam.pk, user=_owner, new_user_ids=[UserFactory().pk]
+    )
+    assert len(statements_of_one_message(3)) == 4
 
 
 def test_a_batch_keeps_order_seqs_and_refusals_apart(room):
@@ -202,3 +215,60 @@ def test_co_participant_ids_match_the_orm(room):
         ) | {user.pk}
         assert statements.co_participant_ids(user_id=user.pk) == sorted(orm)
     assert statements.co_participant_ids(user_id=lonely.pk) == [lonely.pk]
+
+
+def _version(bam) -> int:
+    return Bam.objects.values_list("audience_version", flat=True).get(pk=bam.pk)
+
+
+def test_audience_version_moves_with_whoever_hears_of_the_bam(room):
+    """Every change of the audience bumps the version the writes read, so the
+    cached participants and push answer are never those of before the change."""
+    owner, a, b, bam = room
+    first = services.message_create(bam_id=bam.pk, sender=a, content="one")
+    assert first.audience_version == _version(bam)
+    assert set(
+        statements.participant_ids(bam_id=bam.pk, audience_version=_version(bam))
+    ) == {owner.pk, a.pk, b.pk}
+    assert not push_wanted(
+        bam_id=bam.pk, sender_id=a.pk, audience_version=_version(bam)
+    )
+
+    steps = []
+    newcomer = UserFactory()
+    services.participant_add(bam_id=bam.pk, user=owner, new_user_ids=[newcomer.pk])
+    steps.append(_version(bam))
+    services.participant_remove(bam_id=bam.pk, user=b, removed_user_id=b.pk)
+    steps.append(_version(bam))
+    device = push_services.subscription_save(
+        user=newcomer,
+        endpoint="https://fcm.googleapis.com/fcm/send/audience-test",
+        keys=KEYS,
+    )[0]
+    steps.append(_version(bam))
+    push_services.membership_mute_set(bam_id=bam.pk, user=newcomer, muted=True)
+    steps.append(_version(bam))
+    assert steps == sorted(set(steps)) and steps[0] > first.audience_version
+
+    second = services.message_create(bam_id=bam.pk, sender=a, content="two")
+    assert second.audience_version == steps[-1]
+    assert set(
+        statements.participant_ids(bam_id=bam.pk, audience_version=steps[-1])
+    ) == {owner.pk, a.pk, newcomer.pk}
+    assert not push_wanted(bam_id=bam.pk, sender_id=a.pk, audience_version=steps[-1])
+    push_services.membership_mute_set(bam_id=bam.pk, user=newcomer, muted=False)
+    assert push_wanted(bam_id=bam.pk, sender_id=a.pk, audience_version=_version(bam))
+    before = _version(bam)
+    push_services.subscription_delete(user=newcomer, subscription_id=device.pk)
+    assert _version(bam) > before
+    assert not push_wanted(
+        bam_id=bam.pk, sender_id=a.pk, audience_version=_version(bam)
+    )
+
+
+def test_reading_does_not_move_the_audience_version(room):
+    owner, a, _, bam = room
+    message = services.message_create(bam_id=bam.pk, sender=owner, content="x")
+    before = _version(bam)
+    lifecycle.read_mark(bam_id=bam.pk, user=a, message_id=message.pk)
+    assert _version(bam) == before
