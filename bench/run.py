@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""BAM Chat benchmark (issue 6): BAM Chat against Node Socket.IO, side by side.
+"""BAM Chat benchmark (issues 6 and 15): BAM Chat against Node Socket.IO.
 
-    python3 bench/run.py            # full run (about 10 minutes)
-    python3 bench/run.py --quick    # a few seconds per server (what CI runs)
+    python3 bench/run.py            # full run (about 15 minutes)
+    python3 bench/run.py --quick    # a minute or two (what CI runs)
 
-Servers, measured one at a time in the same run with the same load generator
-(``bench/loadgen.mjs``, official ``socket.io-client@4`` under Node):
+Servers, measured one after another in the same run with the same load
+generator (``bench/loadgen.mjs``, official ``socket.io-client@4`` under Node):
 
-1. BAM Chat under daphne (``daphne -b 127.0.0.1 -p PORT bamchat.asgi:application``)
-2. BAM Chat under uvicorn (``uvicorn bamchat.asgi:application``)
-3. a bare python-socketio relay (``bench/servers/py_relay.py``, under uvicorn)
-4. a Node ``socket.io@4`` relay (``bench/servers/node_relay.mjs``)
+1. ``daphne``: BAM Chat as the README runs it in production
+   (``daphne -e tcp:port=PORT:interface=127.0.0.1:backlog=4096
+   bamchat.asgi:application``), embedded default: SQLite + in-memory layer
+2. ``daphne-pg``: the same on PostgreSQL + Redis
+3. ``cluster``: two such processes on one PostgreSQL database and Redis,
+   clients alternating between them
+4. ``py-relay``: a bare python-socketio relay (``bench/servers/py_relay.py``)
+5. ``node``: a Node ``socket.io@4`` relay (``bench/servers/node_relay.mjs``)
 
-Each BAM Chat server gets a fresh SQLite database (a copy of one template made
-once per run through the REST API: migrate, register accounts, create BAMs)
-and rate limits lifted so the figures measure the server rather than the
-limiter. Workloads, figures and layout are described in ``bench/README.md``.
+BAM Chat's accounts and BAMs are made once per run and per database kind
+through the REST API (a template database); every server start gets a fresh
+copy of it, and rate limits are lifted so the figures measure the server
+rather than the limiter. Workloads, figures and layout are described in
+``bench/README.md``; the harness itself is in ``bench/harness/``.
 
 The table is printed as markdown and written to ``bench/results/latest.md``
 (raw figures in ``latest.json``, server logs in ``logs/``). Exit status: 0
@@ -38,11 +43,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.config import (
+    DEFAULT_SERVERS,
+    PG_URL,
     PHASES,
     PROFILES,
+    REDIS_URL,
     RESULTS,
     VENV_BIN,
     HarnessError,
@@ -50,16 +59,17 @@ from harness.config import (
     servers,
 )
 from harness.layout import bamchat_env, copy_database, prepare_bamchat, relay_layout
-from harness.phases import measure
+from harness.phases import measure, phases_for
 from harness.report import table
+from harness.services import Services
 from harness.system import ensure_npm, machine, raise_fd_limit
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="BAM Chat vs Node Socket.IO, side by side (issue 6)."
+        description="BAM Chat vs Node Socket.IO, side by side (issues 6 and 15)."
     )
-    parser.add_argument("--quick", action="store_true", help="seconds per server")
+    parser.add_argument("--quick", action="store_true", help="seconds per phase")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -67,16 +77,29 @@ def main() -> int:
         "during storm and closed-loop phases; stacks and summaries go to "
         "bench/results/profiles/ (figures of a profiled run are perturbed)",
     )
+    known = servers()
     parser.add_argument(
         "--servers",
-        default="daphne,uvicorn,py-relay,node",
-        help="comma-separated subset of: daphne, uvicorn, py-relay, node "
-        "(also daphne-tuned, uvicorn-tuned: the same BAM Chat with deployment "
-        "settings that matter for the figures)",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated, in the order to run (default: %(default)s); "
+        f"also: {', '.join(k for k in known if k not in DEFAULT_SERVERS)}",
     )
     parser.add_argument(
         "--phases",
-        help=f"comma-separated subset of: {', '.join(PHASES)} (default: all)",
+        help=f"comma-separated subset of: {', '.join(PHASES)} (default: each "
+        "server's own set; a server skips the phases it cannot run)",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=PG_URL,
+        help="PostgreSQL admin connection on 127.0.0.1; the run makes and drops "
+        "its own databases (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=REDIS_URL,
+        help="a Redis database the run owns: it is flushed before every server "
+        "start (default: %(default)s)",
     )
     args = parser.parse_args()
     only = None
@@ -84,9 +107,8 @@ def main() -> int:
         only = {p.strip() for p in args.phases.split(",") if p.strip()}
         if not only or not only <= set(PHASES):
             parser.error(f"--phases: choose among {', '.join(PHASES)}")
-    known = servers()
     order = [s.strip() for s in args.servers.split(",") if s.strip()]
-    if not order or any(s not in known for s in order):
+    if not order or any(s not in known for s in order) or len(set(order)) < len(order):
         parser.error(f"--servers: choose among {', '.join(known)}")
     prof = PROFILES["quick" if args.quick else "full"]
     if not (VENV_BIN / "python").exists():
@@ -96,6 +118,19 @@ def main() -> int:
         log("node and npm are required")
         return 2
     started = time.monotonic()
+    services = Services(args.pg_url, args.redis_url, secrets.token_hex(3))
+    skipped: list[str] = []
+    wanted_pg = [k for k in order if known[k].backend == "pg"]
+    if wanted_pg:
+        reason = services.unreachable()
+        if reason and os.environ.get("CI") == "true":
+            log(f"{', '.join(wanted_pg)}: {reason} (CI=true: this is an error)")
+            return 2
+        if reason:
+            skipped.append(f"Skipped {', '.join(wanted_pg)}: {reason}.")
+            log(skipped[-1])
+            order = [k for k in order if k not in wanted_pg]
+    plans = {k: phases_for(known[k], only) for k in order}
     fds = raise_fd_limit()
     if fds < max(prof["idle_n"], prof["storm_n"]) * 2 + 100:
         log(f"warning: open-file limit {fds} may be too low for this run")
@@ -114,29 +149,34 @@ def main() -> int:
             return 2
     all_results: dict = {}
     broken = False
+    secret = secrets.token_urlsafe(50)
+    sqlite_template = tmp / "template.sqlite3"
     try:
-        secret = secrets.token_urlsafe(50)
-        bam_layout = None
-        if any(known[k].kind == "bamchat" for k in order):
-            try:
-                crowds = only is None or bool(only & {"idle", "storm"})
-                bam_layout = prepare_bamchat(tmp, secret, prof, logs, crowds)
-            except (HarnessError, subprocess.CalledProcessError) as exc:
-                log(f"could not prepare BAM Chat: {exc}")
-                broken = True
+        layouts = prepare_templates(
+            order, plans, services, sqlite_template, secret, prof, logs
+        )
         for key in order:
             server = known[key]
-            log(f"measuring {server.label}")
+            log(f"measuring {server.label}: {', '.join(plans[key])}")
             if server.kind == "bamchat":
-                if bam_layout is None:
-                    all_results[key] = {"error": "BAM Chat setup failed"}
+                layout = layouts.get(server.backend)
+                if isinstance(layout, str):
+                    all_results[key] = {"error": f"BAM Chat setup failed: {layout}"}
                     continue
-                layout = bam_layout
+                if server.backend == "pg":
 
-                def make_env(group: str, key=key) -> dict[str, str]:
-                    db = tmp / f"{key}-{group}.sqlite3"
-                    copy_database(tmp / "template.sqlite3", db)
-                    return bamchat_env(str(db), secret)
+                    def make_env(group: str, key=key) -> dict[str, str]:
+                        services.flush_redis()
+                        url = services.fresh_database(f"{key}_{group}")
+                        return bamchat_env(
+                            secret, database_url=url, redis_url=services.redis_url
+                        )
+                else:
+
+                    def make_env(group: str, key=key) -> dict[str, str]:
+                        db = tmp / f"{key}-{group}.sqlite3"
+                        copy_database(sqlite_template, db)
+                        return bamchat_env(secret, sqlite_path=str(db))
             else:
                 layout = relay_layout(prof)
 
@@ -144,10 +184,11 @@ def main() -> int:
                     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
             all_results[key] = measure(
-                server, make_env, layout, prof, tmp, logs, profiles, only
+                server, make_env, layout, prof, tmp, logs, profiles, plans[key]
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        services.cleanup()
     for res in all_results.values():
         if "error" in res or any(
             isinstance(v, dict) and "error" in v for v in res.values()
@@ -155,16 +196,65 @@ def main() -> int:
             broken = True
     markdown = table(all_results, order, prof, info)
     elapsed = time.monotonic() - started
+    if skipped:
+        markdown += "\n\n" + "\n".join(skipped)
     markdown += f"\n\nTotal benchmark time: {elapsed:.0f} s.\n"
     (RESULTS / "latest.md").write_text(markdown)
     (RESULTS / "latest.json").write_text(
-        json.dumps({"machine": info, "profile": prof, "results": all_results}, indent=1)
+        json.dumps(
+            {
+                "machine": info,
+                "profile": prof,
+                "phases": plans,
+                "skipped": skipped,
+                "results": all_results,
+            },
+            indent=1,
+        )
     )
     print(markdown)
     log(f"written {RESULTS / 'latest.md'} ({elapsed:.0f} s)")
     if broken:
         log("some figures could not be measured (see 'error' above)")
     return 1 if broken else 0
+
+
+def prepare_templates(
+    order: list[str],
+    plans: dict[str, list[str]],
+    services: Services,
+    sqlite_template: Path,
+    secret: str,
+    prof: dict,
+    logs: Path,
+) -> dict[str, object]:
+    """The template database of each kind the run needs, made side by side
+    (password hashing keeps a setup server's core busy): backend -> Layout,
+    or the reason it failed."""
+    known = servers()
+    needed: dict[str, bool] = {}  # backend -> whether crowds are needed
+    for key in order:
+        server = known[key]
+        if server.kind == "bamchat":
+            crowds = bool({"idle", "storm"} & set(plans[key]))
+            needed[server.backend] = needed.get(server.backend, False) or crowds
+
+    def make(backend: str):
+        try:
+            if backend == "pg":
+                services.flush_redis()
+                env = bamchat_env(secret, database_url=services.create_template())
+            else:
+                env = bamchat_env(secret, sqlite_path=str(sqlite_template))
+            return prepare_bamchat(env, backend, prof, logs, needed[backend])
+        except (HarnessError, OSError, subprocess.CalledProcessError) as exc:
+            log(f"could not prepare BAM Chat on {backend}: {exc}")
+            return str(exc)
+
+    if not needed:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(needed)) as pool:
+        return dict(zip(needed, pool.map(make, needed), strict=True))
 
 
 if __name__ == "__main__":

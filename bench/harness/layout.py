@@ -52,14 +52,24 @@ class Layout:
     crowd_bams: list[str]  # for idle/storm: N / room BAMs, group b % groups
 
 
-def bamchat_env(sqlite_path: str, secret: str) -> dict[str, str]:
+def bamchat_env(
+    secret: str, sqlite_path: str = "", database_url: str = "", redis_url: str = ""
+) -> dict[str, str]:
+    """The servers' environment: SQLite + in-memory layer (``sqlite_path``), or
+    PostgreSQL (``database_url``), with Redis when ``redis_url`` is given."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
+        if k
+        not in ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_SETTINGS_MODULE")
     }
+    if sqlite_path:
+        env["SQLITE_PATH"] = sqlite_path
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     env.update(
-        SQLITE_PATH=sqlite_path,
         DJANGO_SECRET_KEY=secret,
         DJANGO_DEBUG="0",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -78,11 +88,10 @@ def bamchat_env(sqlite_path: str, secret: str) -> dict[str, str]:
 
 
 def prepare_bamchat(
-    tmp: Path, secret: str, prof: dict, logs: Path, crowds: bool = True
+    env: dict[str, str], name: str, prof: dict, logs: Path, crowds: bool = True
 ) -> Layout:
-    """Make the template database: migrate, then accounts and BAMs over REST."""
-    template = tmp / "template.sqlite3"
-    env = bamchat_env(str(template), secret)
+    """Fill a template database (``env`` points the app at it): migrate, then
+    accounts and BAMs over REST through a setup server."""
     t0 = time.monotonic()
     subprocess.run(
         [str(VENV_BIN / "python"), "manage.py", "migrate", "--no-input", "-v", "0"],
@@ -90,11 +99,11 @@ def prepare_bamchat(
         env=env,
         check=True,
     )
-    log(f"migrated the template database in {time.monotonic() - t0:.1f}s")
-    setup = Running(servers()["daphne"], env, logs / "setup-daphne.log")
+    log(f"{name}: migrated the template database in {time.monotonic() - t0:.1f}s")
+    setup = Running(servers()["daphne"], env, logs / f"setup-{name}.log")
     try:
         setup.wait_ready()
-        log("setup server up; registering accounts")
+        log(f"{name}: setup server up; registering accounts")
         n_users = prof["groups"] * prof["room"]
         run_id = secrets.token_hex(3)
 
@@ -142,7 +151,7 @@ def prepare_bamchat(
     finally:
         setup.stop()
     log(
-        f"BAM Chat template: {n_users} accounts, {len(work) + len(crowd_bams)} BAMs "
+        f"{name} template: {n_users} accounts, {len(work) + len(crowd_bams)} BAMs "
         f"in {time.monotonic() - t0:.1f}s"
     )
     return Layout(users, groups, work, crowd_bams)

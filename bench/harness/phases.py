@@ -7,9 +7,10 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .config import BENCH, PROFILED, HarnessError, Server, log
+from .config import BENCH, PHASES, PROFILED, HarnessError, Server, log
 from .layout import Layout
 from .processes import Profiler, Running, deflate_negotiated
 
@@ -42,8 +43,13 @@ def crowd_clients(layout: Layout, n: int, room: int) -> list[dict]:
     return clients
 
 
-def plan(server: Server, layout: Layout, prof: dict) -> list[tuple[str, dict]]:
-    """The generator configs of every phase, in the order they run."""
+def plan(
+    server: Server, layout: Layout, prof: dict, only: set[str]
+) -> list[tuple[str, dict | Callable[[dict], dict]]]:
+    """The generator configs of the phases ``only`` (in the order they run).
+
+    A config may be a function of the server's results so far: the overload
+    phase offers twice what this server delivered in its closed chat loop."""
     clients = work_clients(layout)
     room = prof["room"]
     senders = [
@@ -60,57 +66,71 @@ def plan(server: Server, layout: Layout, prof: dict) -> list[tuple[str, dict]]:
     patience_ms = 20_000
     msg = {**common, "clients": clients, "senders": senders}
     msg |= {"messages": prof["messages"]}
-    crowds = bool(layout.crowd_bams)
-    phases = (
-        [
-            (
-                "idle",
-                {
-                    **common,
-                    "phase": "idle",
-                    "clients": crowd_clients(layout, prof["idle_n"], room),
-                    "hold": prof["hold_s"],
-                    "warmupClients": min(10, prof["idle_n"] // 10),
-                    "connectConcurrency": 100,
-                    "connectTimeout": patience_ms,
-                    "ackTimeout": patience_ms,
-                },
-            ),
-            (
-                "storm",
-                {
-                    **common,
-                    "phase": "storm",
-                    "clients": crowd_clients(layout, prof["storm_n"], room),
-                    "connectConcurrency": prof["storm_concurrency"],
-                    "connectTimeout": patience_ms,
-                    "ackTimeout": patience_ms,
-                },
-            ),
-        ]
-        if crowds
-        else []
-    )
-    for workload in ("relay", "chat", "rest"):
-        if workload == "rest" and server.kind != "bamchat":
-            continue
-        extra = {"posters": posters} if workload == "rest" else {}
-        rate = prof["rest_rate"] if workload == "rest" else prof["rate"]
-        phases.append(
-            (
-                f"{workload}_closed",
-                {**msg, **extra, "phase": workload, "loop": "closed"}
-                | {"duration": prof["closed_s"]},
-            )
-        )
-        phases.append(
-            (
-                f"{workload}_open",
-                {**msg, **extra, "phase": workload, "loop": "open"}
-                | {"duration": prof["open_s"], "rate": rate},
-            )
-        )
-    return phases
+    configs: dict[str, dict | Callable[[dict], dict]] = {}
+    if layout.crowd_bams:
+        configs["idle"] = {
+            **common,
+            "phase": "idle",
+            "clients": crowd_clients(layout, prof["idle_n"], room),
+            "hold": prof["hold_s"],
+            "warmupClients": min(10, prof["idle_n"] // 10),
+            "connectConcurrency": 100,
+            "connectTimeout": patience_ms,
+            "ackTimeout": patience_ms,
+        }
+        configs["storm"] = {
+            **common,
+            "phase": "storm",
+            "clients": crowd_clients(layout, prof["storm_n"], room),
+            "connectConcurrency": prof["storm_concurrency"],
+            "connectTimeout": patience_ms,
+            "ackTimeout": patience_ms,
+        }
+    closed = {"loop": "closed", "duration": prof["closed_s"]}
+    open_ = {"loop": "open", "duration": prof["open_s"]}
+    rest = {"phase": "rest", "posters": posters}
+    configs["relay_closed"] = {**msg, "phase": "relay", **closed}
+    configs["relay_open"] = {**msg, "phase": "relay", **open_} | {
+        "rate": prof["relay_rate"]
+    }
+    configs["chat_closed"] = {**msg, "phase": "chat", **closed}
+    configs["rest_closed"] = {**msg, **rest, **closed}
+    configs["rest_open"] = {**msg, **rest, **open_, "rate": prof["rest_rate"]}
+    for name, rate in zip(
+        ("chat_open_1k", "chat_open_5k"), prof["chat_rates"], strict=True
+    ):
+        configs[name] = {**msg, "phase": "chat", **open_, "rate": rate}
+
+    def overload(results: dict) -> dict:
+        base = results.get("chat_closed") or {}
+        sustained = base.get("deliveredPerS")
+        if not sustained:
+            return {"error": "no chat_closed figure of this server to double"}
+        window_s = prof["overload_s"] + prof["recovery_max_s"]
+        return {
+            **msg,
+            "phase": "chat",
+            "loop": "overload",
+            "duration": prof["overload_s"],
+            "rate": 2 * sustained,
+            "recoveryMax": prof["recovery_max_s"],
+            "probeMs": prof["probe_ms"],
+            # A slow ack is a figure, not a loss: wait for it until the end.
+            "ackTimeout": (window_s + 10) * 1000,
+        }
+
+    configs["overload"] = overload
+    return [(name, configs[name]) for name in PHASES if name in only]
+
+
+def phases_for(server: Server, only: set[str] | None) -> list[str]:
+    """What runs on ``server``: its defaults, or ``only`` where it can; the
+    overload phase brings the closed chat loop whose figure it doubles."""
+    chosen = set(server.phases if only is None else only)
+    chosen = {p for p in chosen if server.can_run(p)}
+    if "overload" in chosen:
+        chosen.add("chat_closed")
+    return [p for p in PHASES if p in chosen]
 
 
 def run_loadgen(config: dict, tmp: Path, name: str, on_mark=None) -> dict:
@@ -154,10 +174,13 @@ def run_loadgen(config: dict, tmp: Path, name: str, on_mark=None) -> dict:
     return {"error": f"load generator failed ({proc.returncode}): {tail}"}
 
 
-def group_of(phase: str) -> str:
+def group_of(phase: str, prof: dict) -> str:
     """Phases of one group share a server; each group gets a fresh one, so that
-    the backlog a crowd leaves behind cannot leak into the next figures."""
-    return phase if phase in ("idle", "storm") else "messages"
+    the backlog a crowd or an overload leaves behind cannot leak into the next
+    figures."""
+    if phase in ("idle", "storm") or phase in prof["fresh"]:
+        return phase
+    return "messages"
 
 
 def measure(
@@ -168,49 +191,74 @@ def measure(
     tmp: Path,
     logs: Path,
     profiles: Path | None,
-    only: set[str] | None = None,
+    only: list[str],
 ) -> dict:
-    """Run every phase against one kind of server, a fresh process per group."""
+    """Run the phases ``only`` against one kind of server, a fresh server (one
+    or more processes) per group."""
     results: dict = {}
     groups: dict[str, list] = {}
-    for name, config in plan(server, layout, prof):
-        if not only or name in only:
-            groups.setdefault(group_of(name), []).append((name, config))
+    for name, config in plan(server, layout, prof, set(only)):
+        groups.setdefault(group_of(name, prof), []).append((name, config))
     for group, phases in groups.items():
-        running = Running(server, make_env(group), logs / f"{server.key}-{group}.log")
+        env = None
+        running: list[Running] = []
         try:
-            running.wait_ready()
-            log(f"  {server.key:9} up for {group} (pid {running.pid})")
-            results.setdefault("deflate", deflate_negotiated(running.url))
+            env = make_env(group)
+            for i in range(server.processes):
+                suffix = f"-{i + 1}" if server.processes > 1 else ""
+                log_path = logs / f"{server.key}-{group}{suffix}.log"
+                running.append(Running(server, env, log_path))
+            for proc in running:
+                proc.wait_ready()
+            pids = [proc.pid for proc in running]
+            log(f"  {server.key:9} up for {group} (pid {', '.join(map(str, pids))})")
+            results.setdefault("deflate", deflate_negotiated(running[0].url))
             for name, config in phases:
-                if running.process.poll() is not None:
-                    results[name] = {"error": "server exited:\n" + running.log_tail()}
+                dead = [proc for proc in running if proc.process.poll() is not None]
+                if dead:
+                    results[name] = {"error": "server exited:\n" + dead[0].log_tail()}
                     continue
-                config |= {
-                    "url": running.url,
-                    "serverPid": running.pid,
+                if callable(config):
+                    config = config(results)
+                    if "error" in config:
+                        results[name] = config
+                        log(f"  {server.key:9} {name:13} {summary(name, config)}")
+                        continue
+                config = config | {
+                    "urls": [proc.url for proc in running],
+                    "serverPids": pids,
                     "clkTck": os.sysconf("SC_CLK_TCK"),
                     "deadline": prof["deadline_s"],
                 }
                 t0 = time.monotonic()
-                spy = None
+                spies = []
                 if profiles and server.key != "node" and name in PROFILED:
-                    out = profiles / f"{server.key}-{name}.txt"
-                    spy = Profiler(running.pid, out)
+                    for i, pid in enumerate(pids):
+                        suffix = f"-p{i + 1}" if len(pids) > 1 else ""
+                        out = profiles / f"{server.key}-{name}{suffix}.txt"
+                        spies.append(Profiler(pid, out))
+
+                def on_mark(what: str, spies=spies) -> None:
+                    for spy in spies:
+                        spy(what)
+
                 try:
-                    result = run_loadgen(config, tmp, f"{server.key}-{name}", spy)
+                    result = run_loadgen(
+                        config, tmp, f"{server.key}-{name}", on_mark if spies else None
+                    )
                 finally:
-                    if spy:
+                    for spy in spies:
                         spy.stop()
                 result["wallSeconds"] = time.monotonic() - t0
                 results[name] = result
                 log(f"  {server.key:9} {name:13} {summary(name, result)}")
-        except HarnessError as exc:
+        except (HarnessError, OSError) as exc:
             for name, _ in phases:
                 results.setdefault(name, {"error": str(exc)})
             log(f"  {server.key}: {exc}")
         finally:
-            running.stop()
+            for proc in running:
+                proc.stop()
     return results
 
 
@@ -229,6 +277,18 @@ def summary(name: str, r: dict) -> str:
             f"{r['listenOverflows']} listen overflows)"
         )
     lat = r["latencyMs"]
+    if "overload" in r:
+        o = r["overload"]
+        ack = r["ackLatencyMs"]
+        back = o["recoverySeconds"]
+        return (
+            f"{r['targetRate']:.0f}/s offered for {r['sendSeconds']:.0f}s, "
+            f"{o['deliveredDuringLoadPerS']:.0f}/s delivered meanwhile; "
+            f"RSS {o['rssBeforeKb'] / 1024:.0f}/{o['rssPeakKb'] / 1024:.0f}/"
+            f"{o['rssAfterKb'] / 1024:.0f} MB; ack p50 {ack.get('p50', 0):.0f} "
+            f"p99 {ack.get('p99', 0):.0f} ms; lost {o['lostMessages']}; "
+            + (f"back in {back:.1f}s" if back is not None else "not back")
+        )
     return (
         f"{r['deliveredPerS']:.0f}/s, {r['serverCpuUsPerDelivery'] or 0:.1f} µs/msg, "
         f"p50 {lat.get('p50', 0):.1f} p99 {lat.get('p99', 0):.1f} ms, "
