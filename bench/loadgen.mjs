@@ -363,9 +363,13 @@ async function runMessages() {
   }
 
   log(`connecting ${clients.length} clients`);
+  const drops = {}; // reason -> sockets the connection of which ended mid-phase
   const conn = await connectAll(clients, cfg.connectConcurrency, (socket, i) => {
     perReceiver[i] = new Map();
     socket.on(recvEvent, (payload) => onDelivery(i, payload));
+    socket.on("disconnect", (reason) => {
+      if (state.recording) drops[reason] = (drops[reason] || 0) + 1;
+    });
   });
   if (conn.failed) {
     await closeAll(conn.sockets);
@@ -510,9 +514,13 @@ async function runMessages() {
     return inflight;
   }
 
-  // Overload: a probe is one message from the first sender; its time is until
-  // both its ack and all of its room's deliveries are in (null: not in time).
+  // Overload: a probe is one message from a member of the first room that is
+  // not a sender (no backlog of its own), its time until both its ack and its
+  // deliveries to the room's connected members are in (null: not in time).
   let probeN = 0;
+  const probeRoom = overload ? sources[0].client.bamId : null;
+  const members = clients.map((c, i) => i).filter((i) => clients[i].bamId === probeRoom);
+  const probeFrom = members.find((i) => !cfg.senders.includes(i)) ?? cfg.senders[0];
   function probeCheck(p) {
     if (p.ok && p.got >= p.need && !p.doneAt) {
       p.doneAt = now();
@@ -520,9 +528,10 @@ async function runMessages() {
     }
   }
   async function probe(timeoutMs) {
-    const src = sources[0];
+    const src = { socket: sockets[probeFrom], client: clients[probeFrom] };
     const tempId = `p${probeN++}.${nonce}`;
-    const p = { got: 0, need: src.fanout, ok: false, doneAt: null, resolve: null };
+    const need = members.filter((i) => sockets[i].connected).length;
+    const p = { got: 0, need, ok: false, doneAt: null, resolve: null };
     const done = new Promise((r) => (p.resolve = r));
     probes.set(tempId, p);
     const t = now();
@@ -611,6 +620,8 @@ async function runMessages() {
       }
     }
     clearInterval(sampler);
+    // Still answering or delivering at the end: what is missing may yet come.
+    const progressing = recoveredAt === null && now() - state.lastProgress <= cfg.stallMs;
     const half = samples.filter((x) => x.t <= (cfg.duration * 1000) / 2);
     let neverAcked = 0;
     let undelivered = 0;
@@ -634,7 +645,8 @@ async function runMessages() {
       probes: probesSent,
       neverAcked,
       undelivered,
-      lostMessages: neverAcked + undelivered,
+      lostMessages: progressing ? null : neverAcked + undelivered,
+      pendingMessages: progressing ? neverAcked + undelivered : 0,
       refused: counts.refused,
       deliveredDuringLoadPerS: deliveredDuringLoad / ((sendEnd - t0) / 1000),
     };
@@ -655,8 +667,7 @@ async function runMessages() {
   const elapsed = (tEnd - t0) / 1000;
   const serverCpu = cpu1 - cpu0;
 
-  await closeAll(sockets);
-  return {
+  const result = {
     sources: sources.length,
     clients: clients.length,
     processes: cfg.urls.length,
@@ -667,7 +678,7 @@ async function runMessages() {
     failed: counts.failed,
     refused: counts.refused,
     skipped: counts.skipped,
-    failures,
+    failures: { ...failures },
     expected: state.expected,
     delivered: state.delivered,
     lost: Math.max(0, state.expected - state.delivered),
@@ -682,8 +693,11 @@ async function runMessages() {
     loadgenCpuShare: elapsed > 0 ? (self1 - self0) / elapsed : null,
     latencyMs: quantiles(state.lat),
     ackLatencyMs: quantiles(ackLat),
+    drops: { ...drops },
     ...(ov ? { overload: ov } : {}),
   };
+  await closeAll(sockets);
+  return result;
 }
 
 // ---- idle and storm --------------------------------------------------------------------

@@ -139,6 +139,8 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     logs = RESULTS / "logs"
     logs.mkdir(exist_ok=True)
+    for old in logs.glob("*.log"):  # this run's logs only
+        old.unlink()
     tmp = Path(tempfile.mkdtemp(prefix="bamchat-bench-"))
     profiles = None
     if args.profile:

@@ -286,7 +286,8 @@ def summary(name: str, r: dict) -> str:
             f"{o['deliveredDuringLoadPerS']:.0f}/s delivered meanwhile; "
             f"RSS {o['rssBeforeKb'] / 1024:.0f}/{o['rssPeakKb'] / 1024:.0f}/"
             f"{o['rssAfterKb'] / 1024:.0f} MB; ack p50 {ack.get('p50', 0):.0f} "
-            f"p99 {ack.get('p99', 0):.0f} ms; lost {o['lostMessages']}; "
+            f"p99 {ack.get('p99', 0):.0f} ms; lost {o['lostMessages']} "
+            f"(pending {o['pendingMessages']}, drops {r.get('drops')}); "
             + (f"back in {back:.1f}s" if back is not None else "not back")
         )
     return (

@@ -70,11 +70,22 @@ def number(field: str, digits: int = 1, scale: float = 1.0) -> Pick:
     return pick
 
 
+def dropped(r: dict) -> str:
+    """Sockets whose connection ended during the phase, by reason."""
+    drops = r.get("drops") or {}
+    if not drops:
+        return ""
+    n = sum(drops.values())
+    return f"{n} sockets dropped ({', '.join(f'{k}: {v}' for k, v in drops.items())})"
+
+
 def latency(r: dict):
     lat = r["latencyMs"]
     if not lat.get("n"):
         return None, f"n/a ⚠ {fmt(r['deliveredPerS'])}/s, {r['lost']} lost"
     note = "" if keeps_up(r) else f" ⚠ {fmt(r['deliveredPerS'])}/s, {r['lost']} lost"
+    if dropped(r):
+        note += f" ⚠ {dropped(r)}"
     return lat["p99"], f"{fmt(lat['p50'], 2)} / {fmt(lat['p99'], 2)}{note}"
 
 
@@ -119,12 +130,22 @@ def overload_acks(r: dict):
 
 def overload_lost(r: dict):
     o = r["overload"]
-    text = str(o["lostMessages"])
-    if o["lostMessages"]:
-        text += f" ⚠ {o['neverAcked']} never acked, {o['undelivered']} undelivered"
+    notes = []
+    if o["lostMessages"] is None:
+        text = "n/a"
+        notes.append(f"{o['pendingMessages']} still on their way at the end")
+    else:
+        text = str(o["lostMessages"])
+        if o["lostMessages"]:
+            notes.append(
+                f"{o['neverAcked']} never acked, {o['undelivered']} not delivered "
+                "to every member"
+            )
     if o["refused"]:
-        text += f" ({o['refused']} refused)"
-    return None, text
+        notes.append(f"{o['refused']} refused")
+    if dropped(r):
+        notes.append(dropped(r))
+    return None, text + (" ⚠ " + "; ".join(notes) if notes else "")
 
 
 def overload_recovery(r: dict):
@@ -320,7 +341,9 @@ def targets(all_results: dict, order: list[str], prof: dict) -> list[str]:
         parts = [
             f"memory {'bounded' if bounded else 'growing'} "
             f"(+{first:.0f} then +{second:.0f} MB)",
-            f"{lost} lost",
+            f"{lost} lost"
+            if lost is not None
+            else f"lost unknown ({o['pendingMessages']} still on their way)",
             f"back in {back:.1f} s"
             if back is not None
             else f"not back in {fmt(o['recoveryMax'], 0)} s",
@@ -328,8 +351,8 @@ def targets(all_results: dict, order: list[str], prof: dict) -> list[str]:
         misses = []
         if not bounded:
             misses.append("memory")
-        if lost:
-            misses.append("lost")
+        if lost is None or lost:
+            misses.append("lost" if lost else "lost unknown")
         if back is None or back > 5:
             misses.append(
                 "recovery" + (f" by {back / 5:.1f}{x}" if back is not None else "")
