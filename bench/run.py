@@ -111,14 +111,16 @@ def main() -> int:
     if not order or any(s not in known for s in order) or len(set(order)) < len(order):
         parser.error(f"--servers: choose among {', '.join(known)}")
     prof = PROFILES["quick" if args.quick else "full"]
+    started = time.monotonic()
     if not (VENV_BIN / "python").exists():
         log(f"no project virtualenv at {VENV_BIN.parent}; see the README's setup")
         return 2
     if shutil.which("node") is None or shutil.which("npm") is None:
         log("node and npm are required")
         return 2
-    started = time.monotonic()
     services = Services(args.pg_url, args.redis_url, secrets.token_hex(3))
+    if not services.loopback():
+        parser.error("--pg-url and --redis-url must be on 127.0.0.1")
     skipped: list[str] = []
     wanted_pg = [k for k in order if known[k].backend == "pg"]
     if wanted_pg:

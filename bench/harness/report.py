@@ -392,6 +392,8 @@ def targets(all_results: dict, order: list[str], prof: dict) -> list[str]:
         measured = [c for c in checks if c]
         out.append(f"- {server.label}" + ("" if measured else ": nothing measured"))
         out.extend(f"  - {c}" for c in measured)
+    if len(out) == 1:
+        out.append("- no BAM Chat server ran")
     relay = [
         vs_node("py-relay", "chat_closed", "serverCpuUsPerDelivery", 6, "chat CPU/msg"),
         vs_node("py-relay", "storm", "seconds", 3, f"connect+join {prof['storm_n']}"),

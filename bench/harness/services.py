@@ -85,13 +85,16 @@ class Services:
         self.template = f"{self.prefix}_tmpl"
         self.made: list[str] = []
 
-    def unreachable(self) -> str | None:
-        """Why PostgreSQL or Redis cannot be used, or None."""
+    def loopback(self) -> bool:
         try:
             _split(self.pg_url, 5432)
             _split(self.redis_url, 6379)
-        except HarnessError as exc:
-            return str(exc)
+        except HarnessError:
+            return False
+        return True
+
+    def unreachable(self) -> str | None:
+        """Why PostgreSQL or Redis cannot be used, or None."""
         try:
             if redis_call(self.redis_url, "PING") != "PONG":
                 return f"Redis at {self.redis_url} does not answer PING"
