@@ -51,6 +51,7 @@ const defaults = {
   quietCpu: 0.05, // server is "quiet" below this CPU share (of one core)
   quietMax: 20, // s: wait at most this long for a quiet server
   deadline: 600, // s: hard stop for the whole phase
+  patience: 600, // idle, storm: s a client keeps retrying to connect + join
   contentBytes: 64, // size of chat message bodies
   maxRestInFlight: 256, // open-loop REST: requests in flight at most
   recoveryMax: 60, // overload: s after the load to wait at most for recovery
@@ -76,8 +77,10 @@ cfg.posters.forEach((p, i) => (p.url = cfg.urls[i % cfg.urls.length]));
 
 const now = () => performance.now();
 const phaseStart = now();
-// Connections may keep retrying until this, leaving time to finish the phase.
-const patienceAt = () => phaseStart + Math.max(5, cfg.deadline - (cfg.hold || 0) - cfg.quietMax - 20) * 1000;
+// Idle and storm clients may keep retrying until this: `patience` s after the
+// connecting starts, and never so late that the phase cannot finish.
+const patienceAt = () =>
+  Math.min(now() + cfg.patience * 1000, phaseStart + Math.max(5, cfg.deadline - (cfg.hold || 0) - cfg.quietMax - 20) * 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error(`[loadgen ${cfg.phase}/${cfg.loop}]`, ...a);
 

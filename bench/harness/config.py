@@ -44,6 +44,7 @@ PROFILES = {
         "hold_s": 30,
         "storm_n": 5000,
         "storm_concurrency": 5000,
+        "patience_s": 120,  # idle, storm: how long a client retries at most
         "grace_s": 5,
         "quiet_max_s": 60,
         "deadline_s": 300,
@@ -66,6 +67,7 @@ PROFILES = {
         "hold_s": 0.5,
         "storm_n": 20,
         "storm_concurrency": 20,
+        "patience_s": 30,
         "grace_s": 1,
         "quiet_max_s": 3,
         "deadline_s": 60,

@@ -61,9 +61,10 @@ def plan(
     ]
     common = {"grace": prof["grace_s"], "quietMax": prof["quiet_max_s"]}
     # Crowds behave like socket.io-client: an attempt gives up after 20 s (the
-    # library's default) and the client tries again with back-off for as long
-    # as the phase allows (the generator's patience): slow is a figure.
-    patience_ms = 20_000
+    # library's default) and the client tries again with back-off for up to
+    # ``patience_s`` (bounded by the phase's deadline): slow is a figure.
+    attempt_ms = 20_000
+    crowd = {"patience": prof["patience_s"]}
     msg = {**common, "clients": clients, "senders": senders}
     msg |= {"messages": prof["messages"]}
     configs: dict[str, dict | Callable[[dict], dict]] = {}
@@ -74,17 +75,19 @@ def plan(
             "clients": crowd_clients(layout, prof["idle_n"], room),
             "hold": prof["hold_s"],
             "warmupClients": min(10, prof["idle_n"] // 10),
+            **crowd,
             "connectConcurrency": 100,
-            "connectTimeout": patience_ms,
-            "ackTimeout": patience_ms,
+            "connectTimeout": attempt_ms,
+            "ackTimeout": attempt_ms,
         }
         configs["storm"] = {
             **common,
             "phase": "storm",
             "clients": crowd_clients(layout, prof["storm_n"], room),
+            **crowd,
             "connectConcurrency": prof["storm_concurrency"],
-            "connectTimeout": patience_ms,
-            "ackTimeout": patience_ms,
+            "connectTimeout": attempt_ms,
+            "ackTimeout": attempt_ms,
         }
     closed = {"loop": "closed", "duration": prof["closed_s"]}
     open_ = {"loop": "open", "duration": prof["open_s"]}

@@ -102,6 +102,16 @@ def storm_seconds(r: dict):
     )
 
 
+def idle_kb(r: dict):
+    v = r["kbPerConnection"]
+    notes = []
+    if r["failed"]:
+        notes.append(f"{r['failed']} never joined")
+    if r["droppedDuringHold"]:
+        notes.append(f"{r['droppedDuringHold']} dropped while held")
+    return v, fmt(v, 1) + (" ⚠ " + ", ".join(notes) if notes else "")
+
+
 def storm_cpu(r: dict):
     v = r["serverCpuUsPerClient"]
     note = f" ⚠ only {r['clients'] - r['failed']} joined" if r["failed"] else ""
@@ -169,7 +179,7 @@ def rows(prof: dict) -> list[tuple[str, str, Pick, bool]]:
         (f"connect storm: connect+join {prof['storm_n']} clients, s", "storm",
          storm_seconds, True),
         (f"idle: KB RSS per connection (N={prof['idle_n']}, {prof['hold_s']} s)",
-         "idle", number("kbPerConnection"), True),
+         "idle", idle_kb, True),
         (f"{over}: offered → delivered msg/s", "overload", overload_rates, False),
         (f"{over}: server RSS MB before / peak / after", "overload",
          overload_rss, False),
@@ -301,13 +311,16 @@ def targets(all_results: dict, order: list[str], prof: dict) -> list[str]:
         return r.get(field) if r else None
 
     def vs_node(key, name, field, limit, what):
-        v = (ok(all_results, key, name) or {}).get(field)
+        r = ok(all_results, key, name) or {}
+        v = r.get(field)
         ref = node(name, field)
         if v is None or not ref:
             return None
-        return f"{what} ≤ {limit:g}{x} Node: {v / ref:.1f}{x} — " + verdict(
-            v / ref, limit
-        )
+        text = f"{what} ≤ {limit:g}{x} Node: {v / ref:.1f}{x} — "
+        if r.get("failed") and name in ("idle", "storm"):
+            joined = r["clients"] - r["failed"]
+            return text + f"missed: {r['failed']} never joined ({joined} did)"
+        return text + verdict(v / ref, limit)
 
     def open_loop(key, name, rate, p99_limit):
         r = ok(all_results, key, name)
