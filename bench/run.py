@@ -187,8 +187,9 @@ def main() -> int:
                 def make_env(group: str) -> dict[str, str]:
                     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
+            check = services.redis_intact if server.backend == "pg" else None
             all_results[key] = measure(
-                server, make_env, layout, prof, tmp, logs, profiles, plans[key]
+                server, make_env, layout, prof, tmp, logs, profiles, plans[key], check
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -195,9 +195,11 @@ def measure(
     logs: Path,
     profiles: Path | None,
     only: list[str],
+    check=None,
 ) -> dict:
     """Run the phases ``only`` against one kind of server, a fresh server (one
-    or more processes) per group."""
+    or more processes) per group. ``check()``, after each group, says why its
+    figures cannot be trusted (or None)."""
     results: dict = {}
     groups: dict[str, list] = {}
     for name, config in plan(server, layout, prof, set(only)):
@@ -255,6 +257,11 @@ def measure(
                 result["wallSeconds"] = time.monotonic() - t0
                 results[name] = result
                 log(f"  {server.key:9} {name:13} {summary(name, result)}")
+            problem = check() if check else None
+            if problem:
+                log(f"  {server.key}: {problem}")
+                for name, _ in phases:
+                    results[name] = {"error": problem, "discarded": results.get(name)}
         except (HarnessError, OSError) as exc:
             for name, _ in phases:
                 results.setdefault(name, {"error": str(exc)})

@@ -247,12 +247,12 @@ def table(all_results: dict, order: list[str], prof: dict, info: dict) -> str:
             cells.append(text)
         line(cells)
         if name == "chat_closed" and label.startswith("chat: delivered"):
-            ratios_row = [k for k in order if cluster_ratio(all_results, k)]
+            ratios_row = [k for k in order if cluster_ratio(all_results, k) is not None]
             if ratios_row or any(labels[k].processes > 1 for k in order):
                 cells = ["cluster ÷ one process (PG+Redis): chat msg/s"]
                 for key in order:
                     x = cluster_ratio(all_results, key)
-                    cells.append(f"{x:.2f}{TIMES}" if x else "—")
+                    cells.append(f"{x:.2f}{TIMES}" if x is not None else "—")
                 line(cells)
     deflate = ["permessage-deflate accepted"]
     for key in order:
@@ -291,6 +291,8 @@ def verdict(ratio: float, limit: float, at_least: bool = False) -> str:
     met = ratio >= limit if at_least else ratio <= limit
     if met:
         return "met"
+    if at_least and ratio <= 0:
+        return "missed (nothing delivered)"
     return f"missed by {(limit / ratio if at_least else ratio / limit):.1f}{TIMES}"
 
 

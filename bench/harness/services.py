@@ -8,6 +8,7 @@ must be on 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import urllib.parse
@@ -31,8 +32,8 @@ def _split(url: str, default_port: int) -> tuple[str, int, str]:
     return parts.hostname, parts.port or default_port, parts.path.strip("/")
 
 
-def redis_call(url: str, *command: str) -> str:
-    """Run one command on the URL's database; its simple or integer reply."""
+def redis_call(url: str, *command: str) -> str | None:
+    """Run one command on the URL's database; its simple, integer or bulk reply."""
     host, port, db = _split(url, 6379)
 
     def encode(*args: str) -> bytes:
@@ -45,12 +46,18 @@ def redis_call(url: str, *command: str) -> str:
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(encode("SELECT", db or "0") + encode(*command))
         reader = sock.makefile("rb")
-        replies = []
+        replies: list[str | None] = []
         for _ in range(2):
             line = reader.readline().decode().rstrip("\r\n")
-            if not line or line[0] not in "+:":
+            if line.startswith("$"):
+                size = int(line[1:])
+                replies.append(
+                    None if size < 0 else reader.read(size + 2)[:-2].decode()
+                )
+            elif line and line[0] in "+:":
+                replies.append(line[1:])
+            else:
                 raise HarnessError(f"Redis {command[0]}: {line or 'no reply'}")
-            replies.append(line[1:])
     return replies[-1]
 
 
@@ -76,7 +83,14 @@ class Services:
     One template database (``…_tmpl``) is migrated and filled once; every server
     start gets ``CREATE DATABASE … TEMPLATE`` of it and an emptied Redis
     database. ``cleanup()`` drops every database the run made.
+
+    The Redis database holds a claim (``bamchat-bench:owner``, this process's
+    id): a second run of the bench on the same database stops instead of
+    flushing the first one's state, and a flush by anyone else while a server
+    runs is noticed (the claim is gone) so its figures can be discarded.
     """
+
+    CLAIM = "bamchat-bench:owner"
 
     def __init__(self, pg_url: str, redis_url: str, run_id: str) -> None:
         self.pg_url = pg_url
@@ -124,7 +138,29 @@ class Services:
         return self.url(name)
 
     def flush_redis(self) -> None:
+        owner = redis_call(self.redis_url, "GET", self.CLAIM)
+        mine = f"{os.getpid()}:{self.prefix}"
+        if owner and owner != mine and _alive(owner.split(":", 1)[0]):
+            raise HarnessError(
+                f"Redis database {self.redis_url} is in use by another bench run "
+                f"(process {owner.split(':', 1)[0]}); pass --redis-url with another "
+                "database index"
+            )
         redis_call(self.redis_url, "FLUSHDB")
+        redis_call(self.redis_url, "SET", self.CLAIM, mine)
+
+    def redis_intact(self) -> str | None:
+        """None while this run's claim is still in Redis; else what happened."""
+        try:
+            owner = redis_call(self.redis_url, "GET", self.CLAIM)
+        except (OSError, HarnessError) as exc:
+            return f"Redis unreachable after the phases ({exc})"
+        if owner != f"{os.getpid()}:{self.prefix}":
+            return (
+                f"Redis database {self.redis_url} was flushed or taken by someone "
+                "else while the server ran; its figures are discarded"
+            )
+        return None
 
     def cleanup(self) -> None:
         if not self.made:
@@ -136,6 +172,17 @@ class Services:
         except HarnessError as exc:
             log(f"could not drop the bench databases {self.made}: {exc}")
         try:
-            self.flush_redis()
+            if self.redis_intact() is None:
+                redis_call(self.redis_url, "FLUSHDB")
         except (OSError, HarnessError):
             pass
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
