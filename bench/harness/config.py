@@ -44,7 +44,7 @@ PROFILES = {
         "hold_s": 30,
         "storm_n": 5000,
         "storm_concurrency": 5000,
-        "patience_s": 120,  # idle, storm: how long a client retries at most
+        "patience_s": 90,  # idle, storm: how long a client retries at most
         "grace_s": 5,
         "quiet_max_s": 60,
         "deadline_s": 300,
