@@ -1,4 +1,4 @@
-// Load generator for the BAM Chat benchmark (issue 6): official socket.io-client@4.
+// Load generator for the BAM Chat benchmark (issues 6 and 15): official socket.io-client@4.
 //
 //   node bench/loadgen.mjs <config.json>
 //
@@ -18,20 +18,26 @@
 // relay/chat/rest run `loop: "closed"` (each sender waits for its ack before
 // the next send, `window` in flight) or `loop: "open"` (fixed total rate of
 // `rate` deliveries/s, latency measured from each send's scheduled time so a
-// slow server cannot hide its queueing).
+// slow server cannot hide its queueing). chat also runs `loop: "overload"`: the
+// open loop for `duration` s at a rate above what the server sustains, then
+// the time until it is back to normal, its RSS along the way, and every
+// message that was never acked or never reached all of its room.
+//
+// A server may be several processes (`urls`, `serverPids`): clients alternate
+// between them, CPU time and RSS are their sums.
 import fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
 const defaults = {
-  url: "http://127.0.0.1:0", // server under test (loopback only)
-  serverPid: 0, // its process id, for CPU time and RSS from /proc
+  urls: [], // the server's processes (loopback only); client i uses urls[i % n]
+  serverPids: [], // their process ids, for CPU time and RSS (summed) from /proc
   clkTck: 100, // kernel clock ticks per second (os.sysconf("SC_CLK_TCK"))
   phase: "relay", // relay | chat | rest | idle | storm
-  loop: "closed", // closed | open
+  loop: "closed", // closed | open | overload (chat only)
   clients: [], // [{token, userId, bamId}]: one socket each, joined to bamId
   senders: [], // indexes into clients (relay, chat)
-  posters: [], // [{token, bamId}] (rest)
+  posters: [], // [{token, bamId}] (rest); poster i uses urls[i % n]
   messages: 1000, // M: sends per sender (closed loop), a cap
   window: 1, // sends in flight per sender (closed loop)
   duration: 10, // s: closed loop stops sending after this; open loop length
@@ -45,21 +51,36 @@ const defaults = {
   quietCpu: 0.05, // server is "quiet" below this CPU share (of one core)
   quietMax: 20, // s: wait at most this long for a quiet server
   deadline: 600, // s: hard stop for the whole phase
+  patience: 600, // idle, storm: s a client keeps retrying to connect + join
   contentBytes: 64, // size of chat message bodies
   maxRestInFlight: 256, // open-loop REST: requests in flight at most
+  recoveryMax: 60, // overload: s after the load to wait at most for recovery
+  stallMs: 1000, // overload: nothing answered or delivered this long = backlog gone
+  probeMs: 50, // overload: a probe within max(this, 3x the probe before the load)
 };
 
 const cfg = { ...defaults, ...JSON.parse(fs.readFileSync(process.argv[2], "utf8")) };
-const target = new URL(cfg.url);
-if (target.hostname !== "127.0.0.1") {
-  console.error(`loadgen: refusing non-loopback target ${cfg.url}`);
+if (!cfg.urls.length) {
+  console.error("loadgen: no urls");
   process.exit(2);
 }
+for (const url of cfg.urls) {
+  if (new URL(url).hostname !== "127.0.0.1") {
+    console.error(`loadgen: refusing non-loopback target ${url}`);
+    process.exit(2);
+  }
+}
+// Spread clients and posters over the processes: with two, every room of
+// consecutive clients has members on both.
+cfg.clients.forEach((c, i) => (c.url = cfg.urls[i % cfg.urls.length]));
+cfg.posters.forEach((p, i) => (p.url = cfg.urls[i % cfg.urls.length]));
 
 const now = () => performance.now();
 const phaseStart = now();
-// Connections may keep retrying until this, leaving time to finish the phase.
-const patienceAt = () => phaseStart + Math.max(5, cfg.deadline - (cfg.hold || 0) - cfg.quietMax - 20) * 1000;
+// Idle and storm clients may keep retrying until this: `patience` s after the
+// connecting starts, and never so late that the phase cannot finish.
+const patienceAt = () =>
+  Math.min(now() + cfg.patience * 1000, phaseStart + Math.max(5, cfg.deadline - (cfg.hold || 0) - cfg.quietMax - 20) * 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error(`[loadgen ${cfg.phase}/${cfg.loop}]`, ...a);
 
@@ -74,16 +95,22 @@ const hardStop = setTimeout(() => {
 
 // ---- server process figures from /proc -------------------------------------------
 function serverCpuS() {
-  if (!cfg.serverPid) return 0;
-  const stat = fs.readFileSync(`/proc/${cfg.serverPid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / cfg.clkTck; // utime + stime
+  let sum = 0;
+  for (const pid of cfg.serverPids) {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    sum += (Number(f[11]) + Number(f[12])) / cfg.clkTck; // utime + stime
+  }
+  return sum;
 }
 
 function serverRssKb() {
-  if (!cfg.serverPid) return 0;
-  const m = fs.readFileSync(`/proc/${cfg.serverPid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
-  return m ? Number(m[1]) : 0;
+  let sum = 0;
+  for (const pid of cfg.serverPids) {
+    const m = fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+    sum += m ? Number(m[1]) : 0;
+  }
+  return sum;
 }
 
 function tcpListenDrops() {
@@ -106,7 +133,8 @@ async function waitQuiet() {
   while (now() < until) {
     const c0 = serverCpuS();
     await sleep(300);
-    if ((serverCpuS() - c0) / 0.3 <= cfg.quietCpu + 0.5 / cfg.clkTck / 0.3) return true;
+    const tick = (0.5 * cfg.serverPids.length) / cfg.clkTck / 0.3; // rounding of /proc
+    if ((serverCpuS() - c0) / 0.3 <= cfg.quietCpu + tick) return true;
   }
   return false;
 }
@@ -165,7 +193,7 @@ function quantiles(values) {
 
 // ---- clients -------------------------------------------------------------------------
 function connect(client) {
-  const socket = io(cfg.url, {
+  const socket = io(client.url, {
     transports: ["websocket"],
     auth: { token: client.token },
     reconnection: false,
@@ -268,6 +296,8 @@ async function closeAll(sockets) {
 // ---- message workloads ------------------------------------------------------------------
 async function runMessages() {
   const { phase } = cfg;
+  const overload = cfg.loop === "overload";
+  if (overload && phase !== "chat") throw new Error("the overload loop sends chat messages only");
   const clients = cfg.clients;
   const roomSize = {};
   for (const c of clients) roomSize[c.bamId] = (roomSize[c.bamId] || 0) + 1;
@@ -283,20 +313,35 @@ async function runMessages() {
     mismatched: 0,
     lat: [],
     lastDelivery: 0,
+    lastProgress: 0, // last delivery or ack
     expected: 0,
     doneWaiter: null,
   };
   const sendTimes = []; // per source: send times by seq
+  const got = []; // chat/rest: per source, deliveries by seq
+  const acked = []; // per source, by seq: true (ok), false (refused), undefined (no answer)
+  const ackLat = []; // ms from each send's scheduled time to its ok ack
   // tempIds are unique per run: BAM Chat deduplicates (sender, tempId) for good.
   const nonce = Math.random().toString(36).slice(2, 10);
   const keyToSource = new Map(); // relay: `${bamId}|${userId}` -> source index
   const perReceiver = []; // relay: per client Map(key -> count)
+  const probes = new Map(); // overload: tempId -> probe in flight
 
   function onDelivery(receiverIdx, payload) {
+    const tempId = payload && payload.tempId;
+    if (typeof tempId === "string" && tempId.startsWith("p")) {
+      const p = probes.get(tempId);
+      if (p) {
+        p.got++;
+        probeCheck(p);
+      }
+      return;
+    }
     if (!state.recording) return;
     const t = now();
     state.delivered++;
     state.lastDelivery = t;
+    state.lastProgress = t;
     let src;
     let seq;
     if (phase === "relay") {
@@ -307,10 +352,11 @@ async function runMessages() {
       counts.set(key, seq + 1);
       if (src !== undefined && payload.isTyping !== (seq % 2 === 0)) state.mismatched++;
     } else {
-      const m = /^b(\d+)\.(\d+)\.(\w+)$/.exec(payload && payload.tempId);
+      const m = /^b(\d+)\.(\d+)\.(\w+)$/.exec(tempId);
       if (m && m[3] === nonce) {
         src = Number(m[1]);
         seq = Number(m[2]);
+        if (got[src]) got[src][seq] = (got[src][seq] || 0) + 1;
       }
     }
     const sent = src !== undefined ? sendTimes[src][seq] : undefined;
@@ -320,9 +366,13 @@ async function runMessages() {
   }
 
   log(`connecting ${clients.length} clients`);
+  const drops = {}; // reason -> sockets the connection of which ended mid-phase
   const conn = await connectAll(clients, cfg.connectConcurrency, (socket, i) => {
     perReceiver[i] = new Map();
     socket.on(recvEvent, (payload) => onDelivery(i, payload));
+    socket.on("disconnect", (reason) => {
+      if (state.recording) drops[reason] = (drops[reason] || 0) + 1;
+    });
   });
   if (conn.failed) {
     await closeAll(conn.sockets);
@@ -340,10 +390,14 @@ async function runMessages() {
       return { socket: sockets[i], client: c, fanout };
     });
   }
-  for (let s = 0; s < sources.length; s++) sendTimes.push([]);
+  for (let s = 0; s < sources.length; s++) {
+    sendTimes.push([]);
+    got.push([]);
+    acked.push([]);
+  }
   const content = "x".repeat(Math.max(1, cfg.contentBytes - 12));
 
-  const counts = { sent: 0, acked: 0, failed: 0, skipped: 0 };
+  const counts = { sent: 0, acked: 0, failed: 0, refused: 0, skipped: 0 };
   const failures = {};
   const seqOf = new Array(sources.length).fill(0);
   let restInFlight = 0;
@@ -352,6 +406,18 @@ async function runMessages() {
     counts.failed++;
     const key = String(what).slice(0, 120);
     failures[key] = (failures[key] || 0) + 1;
+  }
+
+  function answered(s, seq, at, ok) {
+    state.lastProgress = now();
+    acked[s][seq] = ok;
+    if (ok) {
+      counts.acked++;
+      ackLat.push(now() - at);
+    } else {
+      counts.refused++;
+      state.expected -= sources[s].fanout;
+    }
   }
 
   // One send from source s, scheduled at `at` (ms, performance clock). Resolves on ack.
@@ -363,7 +429,7 @@ async function runMessages() {
     state.expected += src.fanout;
     if (phase === "rest") {
       restInFlight++;
-      return fetch(`${cfg.url}/bams/${src.poster.bamId}/messages`, {
+      return fetch(`${src.poster.url}/bams/${src.poster.bamId}/messages`, {
         method: "POST",
         headers: {
           "content-type": "application/json",
@@ -373,11 +439,8 @@ async function runMessages() {
       })
         .then(async (res) => {
           await res.arrayBuffer();
-          if (res.status === 201) counts.acked++;
-          else {
-            state.expected -= src.fanout;
-            noteFailure(`HTTP ${res.status}`);
-          }
+          answered(s, seq, at, res.status === 201);
+          if (res.status !== 201) noteFailure(`HTTP ${res.status}`);
         })
         .catch((err) => {
           state.expected -= src.fanout;
@@ -402,11 +465,9 @@ async function runMessages() {
       .timeout(cfg.ackTimeout)
       .emitWithAck(event, payload)
       .then((ack) => {
-        if (ack && ack.ok === true) counts.acked++;
-        else {
-          state.expected -= src.fanout;
-          noteFailure(JSON.stringify(ack && ack.error ? ack.error.code : ack));
-        }
+        const ok = Boolean(ack && ack.ok === true);
+        answered(s, seq, at, ok);
+        if (!ok) noteFailure(JSON.stringify(ack && ack.error ? ack.error.code : ack));
       })
       .catch((err) => {
         noteFailure(err.message);
@@ -423,33 +484,13 @@ async function runMessages() {
     await Promise.all(pending);
   }
 
-  await waitQuiet();
-  await mark("start");
-  const cpu0 = serverCpuS();
-  const self0 = selfCpuS();
-  const t0 = now();
-  state.recording = true;
-  let sendEnd;
-
-  if (cfg.loop === "closed") {
-    const stopAt = t0 + cfg.duration * 1000;
-    const loops = [];
-    for (let s = 0; s < sources.length; s++) {
-      for (let w = 0; w < cfg.window; w++) {
-        loops.push(
-          (async () => {
-            while (seqOf[s] < cfg.messages && now() < stopAt) await sendOne(s, now());
-          })(),
-        );
-      }
-    }
-    await Promise.all(loops);
-    await evenOut();
-    sendEnd = now();
-  } else {
+  // Open loop: `rate` deliveries/s for `duration` s from t0, each send at its
+  // scheduled time whatever the answers; resolves after the last send with the
+  // sends still unanswered.
+  async function openLoop(rate, duration, t0) {
     const meanFanout = sources.reduce((a, x) => a + x.fanout, 0) / sources.length;
-    const sendRate = cfg.rate / meanFanout; // sends per second, all sources together
-    const total = Math.max(1, Math.round(sendRate * cfg.duration));
+    const sendRate = rate / meanFanout; // sends per second, all sources together
+    const total = Math.max(1, Math.round(sendRate * duration));
     const interval = 1000 / sendRate;
     const inflight = new Set();
     let k = 0;
@@ -473,13 +514,149 @@ async function runMessages() {
       };
       tick();
     });
+    return inflight;
+  }
+
+  // Overload: a probe is one message from a member of the first room that is
+  // not a sender (no backlog of its own), its time until both its ack and its
+  // deliveries to the room's connected members are in (null: not in time).
+  let probeN = 0;
+  const probeRoom = overload ? sources[0].client.bamId : null;
+  const members = clients.map((c, i) => i).filter((i) => clients[i].bamId === probeRoom);
+  const probeFrom = members.find((i) => !cfg.senders.includes(i)) ?? cfg.senders[0];
+  function probeCheck(p) {
+    if (p.ok && p.got >= p.need && !p.doneAt) {
+      p.doneAt = now();
+      p.resolve();
+    }
+  }
+  async function probe(timeoutMs) {
+    const src = { socket: sockets[probeFrom], client: clients[probeFrom] };
+    const tempId = `p${probeN++}.${nonce}`;
+    const need = members.filter((i) => sockets[i].connected).length;
+    const p = { got: 0, need, ok: false, doneAt: null, resolve: null };
+    const done = new Promise((r) => (p.resolve = r));
+    probes.set(tempId, p);
+    const t = now();
+    src.socket
+      .timeout(timeoutMs)
+      .emitWithAck("send-message", { bamId: src.client.bamId, content: `probe ${content}`, tempId })
+      .then((ack) => {
+        p.ok = Boolean(ack && ack.ok === true);
+        probeCheck(p);
+      })
+      .catch(() => {});
+    await Promise.race([done, sleep(timeoutMs)]);
+    probes.delete(tempId);
+    return p.doneAt ? p.doneAt - t : null;
+  }
+
+  let baselineProbeMs = null;
+  let probeThresholdMs = null;
+  if (overload) {
+    await waitQuiet();
+    const base = [];
+    for (let i = 0; i < 5; i++) {
+      const ms = await probe(2000);
+      if (ms !== null) base.push(ms);
+    }
+    baselineProbeMs = base.length ? quantiles(base).p50 : null;
+    probeThresholdMs = Math.max(cfg.probeMs, 3 * (baselineProbeMs || 0));
+  }
+
+  await waitQuiet();
+  const rssBeforeKb = serverRssKb();
+  await mark("start");
+  const cpu0 = serverCpuS();
+  const self0 = selfCpuS();
+  const t0 = now();
+  state.recording = true;
+  let sendEnd;
+  let ov = null;
+
+  if (cfg.loop === "closed") {
+    const stopAt = t0 + cfg.duration * 1000;
+    const loops = [];
+    for (let s = 0; s < sources.length; s++) {
+      for (let w = 0; w < cfg.window; w++) {
+        loops.push(
+          (async () => {
+            while (seqOf[s] < cfg.messages && now() < stopAt) await sendOne(s, now());
+          })(),
+        );
+      }
+    }
+    await Promise.all(loops);
+    await evenOut();
+    sendEnd = now();
+  } else if (cfg.loop === "open") {
+    const inflight = await openLoop(cfg.rate, cfg.duration, t0);
     sendEnd = now();
     await evenOut();
     await Promise.race([Promise.all([...inflight]), sleep(cfg.grace * 1000)]);
+  } else {
+    // Overload: the rate for `duration`, then until the server is back to
+    // normal (bounded by `recoveryMax`): every send answered and delivered, or
+    // nothing more arriving for `stallMs`; then a probe within the threshold.
+    const samples = [];
+    const sampler = setInterval(() => samples.push({ t: now() - t0, kb: serverRssKb() }), 250);
+    await openLoop(cfg.rate, cfg.duration, t0);
+    sendEnd = now();
+    const deliveredDuringLoad = state.delivered;
+    const rssLoadEndKb = serverRssKb();
+    const until = sendEnd + cfg.recoveryMax * 1000;
+    let recoveredAt = null;
+    let lastProbeMs = null;
+    let probesSent = 0;
+    while (now() < until) {
+      const pending = counts.sent - counts.acked - counts.failed; // failed: refused too
+      const stalled = now() - Math.max(state.lastProgress, sendEnd) > cfg.stallMs;
+      if ((pending > 0 || state.delivered < state.expected) && !stalled) {
+        await sleep(20);
+        continue;
+      }
+      probesSent++;
+      lastProbeMs = await probe(Math.max(1, Math.min(2000, until - now())));
+      if (lastProbeMs !== null && lastProbeMs <= probeThresholdMs) {
+        recoveredAt = now();
+        break;
+      }
+    }
+    clearInterval(sampler);
+    // Still answering or delivering at the end: what is missing may yet come.
+    const progressing = recoveredAt === null && now() - state.lastProgress <= cfg.stallMs;
+    const half = samples.filter((x) => x.t <= (cfg.duration * 1000) / 2);
+    let neverAcked = 0;
+    let undelivered = 0;
+    for (let s = 0; s < sources.length; s++) {
+      for (let seq = 0; seq < seqOf[s]; seq++) {
+        if (acked[s][seq] === undefined) neverAcked++;
+        else if (acked[s][seq] && (got[s][seq] || 0) < sources[s].fanout) undelivered++;
+      }
+    }
+    ov = {
+      baselineProbeMs,
+      probeThresholdMs,
+      rssBeforeKb,
+      rssHalfKb: half.length ? half[half.length - 1].kb : rssBeforeKb,
+      rssLoadEndKb,
+      rssPeakKb: Math.max(rssBeforeKb, rssLoadEndKb, ...samples.map((x) => x.kb)),
+      rssAfterKb: serverRssKb(),
+      recoverySeconds: recoveredAt === null ? null : (recoveredAt - sendEnd) / 1000,
+      recoveryMax: cfg.recoveryMax,
+      lastProbeMs,
+      probes: probesSent,
+      neverAcked,
+      undelivered,
+      lostMessages: progressing ? null : neverAcked + undelivered,
+      pendingMessages: progressing ? neverAcked + undelivered : 0,
+      refused: counts.refused,
+      deliveredDuringLoadPerS: deliveredDuringLoad / ((sendEnd - t0) / 1000),
+    };
   }
 
   // Wait for the deliveries still on their way (bounded by `grace`).
-  if (state.delivered < state.expected) {
+  if (!overload && state.delivered < state.expected) {
     await new Promise((resolve) => {
       state.doneWaiter = resolve;
       setTimeout(resolve, cfg.grace * 1000);
@@ -493,17 +670,18 @@ async function runMessages() {
   const elapsed = (tEnd - t0) / 1000;
   const serverCpu = cpu1 - cpu0;
 
-  await closeAll(sockets);
-  return {
+  const result = {
     sources: sources.length,
     clients: clients.length,
+    processes: cfg.urls.length,
     meanFanout: sources.reduce((a, x) => a + x.fanout, 0) / sources.length,
-    targetRate: cfg.loop === "open" ? cfg.rate : null,
+    targetRate: cfg.loop === "closed" ? null : cfg.rate,
     sent: counts.sent,
     acked: counts.acked,
     failed: counts.failed,
+    refused: counts.refused,
     skipped: counts.skipped,
-    failures,
+    failures: { ...failures },
     expected: state.expected,
     delivered: state.delivered,
     lost: Math.max(0, state.expected - state.delivered),
@@ -517,7 +695,12 @@ async function runMessages() {
     serverCpuShare: elapsed > 0 ? serverCpu / elapsed : null,
     loadgenCpuShare: elapsed > 0 ? (self1 - self0) / elapsed : null,
     latencyMs: quantiles(state.lat),
+    ackLatencyMs: quantiles(ackLat),
+    drops: { ...drops },
+    ...(ov ? { overload: ov } : {}),
   };
+  await closeAll(sockets);
+  return result;
 }
 
 // ---- idle and storm --------------------------------------------------------------------
