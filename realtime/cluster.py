@@ -124,12 +124,11 @@ class RedisView:
 
     def __init__(self, roster, url: str) -> None:
         import redis
-        import redis.asyncio as aredis
+
+        from realtime.redisclient import redis_client
 
         self.roster = roster
-        self.client = aredis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-        )
+        self.client = redis_client(url, timeout_s=REDIS_TIMEOUT_S)
         self.sync = redis.Redis.from_url(
             url, socket_timeout=2, socket_connect_timeout=2
         )

@@ -62,11 +62,9 @@ class RedisBuckets:
     """Token buckets in Redis, shared by every process; local while Redis is away."""
 
     def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
+        from realtime.redisclient import redis_client
 
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-        )
+        self._client = redis_client(url, timeout_s=REDIS_TIMEOUT_S)
         self._script = self._client.register_script(_TOKEN_BUCKET_LUA)
         self._local = LocalBuckets()
         self._skip_until = 0.0
