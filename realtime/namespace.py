@@ -31,6 +31,10 @@ from realtime.roster import SocketInfo
 
 logger = logging.getLogger(__name__)
 
+# Events of one socket waiting for their turn, at most; more are refused.
+MAX_WAITING_EVENTS = 32
+BUSY_RETRY_AFTER_S = 1.0
+
 # Client event names: lower-case words joined by dashes (``send-message``).
 CLIENT_EVENT_NAME = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
@@ -104,10 +108,34 @@ class BamNamespace(socketio.AsyncNamespace):
         return metrics.received.count(event, ack)
 
     async def _client_event(self, event: str, sid: str, payload):
-        server = self.server
-        info = server.roster.local.get(sid)
+        """Run a socket's events one at a time, in order; refuse at once what
+        would wait behind ``MAX_WAITING_EVENTS`` others.
+
+        Each event is its own task (``async_handlers``), so the socket's reader
+        keeps reading: Engine.IO pongs are answered however long the events
+        take, and a client sending faster than its events complete gets slower
+        acks, then ``rate_limited``, instead of a queue that grows.
+        """
+        info = self.server.roster.local.get(sid)
         if info is None:
             return error_ack("forbidden", "Not connected.")
+        if info.waiting >= MAX_WAITING_EVENTS:
+            return error_ack(
+                "rate_limited",
+                "Too many events waiting on this connection; slow down.",
+                retryAfter=BUSY_RETRY_AFTER_S,
+            )
+        info.waiting += 1
+        try:
+            async with info.turn:
+                if info.gone:
+                    return error_ack("forbidden", "Not connected.")
+                return await self._run_client_event(event, info, payload)
+        finally:
+            info.waiting -= 1
+
+    async def _run_client_event(self, event: str, info: SocketInfo, payload):
+        server = self.server
         handler = None
         if isinstance(event, str) and CLIENT_EVENT_NAME.fullmatch(event):
             handler = getattr(self, "on_" + event.replace("-", "_"), None)
@@ -195,6 +223,7 @@ class BamNamespace(socketio.AsyncNamespace):
         info = server.roster.local.get(sid)
         if info is None:
             return
+        info.gone = True  # an event still running cannot put it back in a room
         for bam_id in list(info.rooms):
             await server.room_leave(info, bam_id, announce=True)
         await server.presence.disconnected(sid)
@@ -218,6 +247,9 @@ class BamNamespace(socketio.AsyncNamespace):
             raise
         info.access.add(bam_id)
         newly = await server.roster.enter(info, bam_id)
+        if info.gone:  # disconnected while this join waited
+            await server.relay.unwatch(bam_id, info.sid)
+            return {"bamId": str(bam_id)}
         after = since_seq if since_seq is not None else anchor
         if after is not None:
             replayed = await stream.replay(info.sid, after_seq=after, latest_seq=latest)

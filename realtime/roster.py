@@ -28,6 +28,11 @@ class SocketInfo:
     rooms: set[int] = field(default_factory=set)  # BAM rooms joined
     access: set[int] = field(default_factory=set)  # BAMs whose membership was checked
     expiry: asyncio.TimerHandle | None = None
+    # Its events run one at a time, in the order they came; at most
+    # MAX_WAITING_EVENTS wait (see BamNamespace).
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
+    gone: bool = False  # disconnected: nothing may add it to a room any more
 
 
 class Roster:
@@ -69,7 +74,7 @@ class Roster:
 
     async def enter(self, info: SocketInfo, bam_id: int) -> bool:
         """Put a socket in a BAM's room; False if it was there already."""
-        if bam_id in info.rooms:
+        if bam_id in info.rooms or info.gone:
             return False
         info.rooms.add(bam_id)
         self.rooms.setdefault(bam_id, set()).add(info.sid)

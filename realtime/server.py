@@ -37,9 +37,10 @@ class BamSocketServer(socketio.AsyncServer):
             client_manager=ChannelLayerManager(),
             cors_allowed_origins=settings.CORS_ALLOWED_ORIGINS or None,
             max_http_buffer_size=realtime["MAX_PAYLOAD_BYTES"],
-            # Events of one socket run in order (per-sender message order); sockets
-            # still run concurrently with each other.
-            async_handlers=False,
+            # Each event is a task, so a socket's reader never waits for a
+            # handler (pongs keep flowing); BamNamespace runs one socket's
+            # events one at a time, in order.
+            async_handlers=True,
             ping_interval=realtime["PING_INTERVAL_S"],
             ping_timeout=realtime["PING_TIMEOUT_S"],
             logger=False,
