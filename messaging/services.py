@@ -325,11 +325,13 @@ def _store_refusable(draft: MessageDraft) -> Message | DomainError:
 
 def _store_plain(draft: MessageDraft) -> Message:
     now = timezone.now()
-    taken = statements.seq_take(bam_id=draft.bam_id, user_id=draft.sender.pk, now=now)
-    if taken is None:
+    message = _new_message(draft, now=now)
+    outcome = statements.message_insert_with_seq(
+        message, user_id=draft.sender.pk, now=now
+    )
+    if outcome == "outsider":
         raise NotFound("No such BAM.")
-    message = _new_message(draft, taken=taken, now=now)
-    if statements.message_row_insert(message):
+    if outcome == "stored":
         return _announce(message, attachments=[])
     statements.seq_give_back(bam_id=draft.bam_id)
     return _stored_with_temp_id(draft)
@@ -359,7 +361,8 @@ def _store_checked(draft: MessageDraft) -> Message:
     attachments = attachments_claim(
         ids=list(draft.attachment_pks), bam_id=draft.bam_id, sender=draft.sender
     )
-    message = _new_message(draft, taken=taken, now=now, to_user_id=to_user_id)
+    message = _new_message(draft, now=now, to_user_id=to_user_id)
+    message.seq, message.audience_version = taken
     if not statements.message_row_insert(message):
         # The same tempId was committed meanwhile by another process.
         transaction.set_rollback(True)
@@ -368,23 +371,18 @@ def _store_checked(draft: MessageDraft) -> Message:
     return _announce(message, attachments=attachments)
 
 
-def _new_message(
-    draft: MessageDraft, *, taken: tuple[int, int], now, to_user_id=None
-) -> Message:
-    seq, audience_version = taken
-    message = Message(
+def _new_message(draft: MessageDraft, *, now, to_user_id=None) -> Message:
+    # ``seq`` and ``audience_version`` (read with the seq under the BAM's lock,
+    # so receivers may use cached audiences) come from the write itself.
+    return Message(
         bam_id=draft.bam_id,
         sender=draft.sender,
         to_user_id=to_user_id,
         content=draft.content,
         type=draft.type,
         temp_id=draft.temp_id,
-        seq=seq,
         created_at=now,
     )
-    # Read with the seq under the BAM's lock: receivers may use cached audiences.
-    message.audience_version = audience_version
-    return message
 
 
 def _announce(message: Message, *, attachments: list) -> Message:

@@ -39,6 +39,13 @@ def _sql(vendor: str) -> dict[str, str]:
     ]
     insert_columns = ", ".join(column(Message, f) for f in columns)
     placeholders = ", ".join(["%s"] * len(columns))
+    # In a SELECT list a parameter has no column to take its type from.
+    typed_placeholders = ", ".join(
+        f"taken.{b['last_seq']}"
+        if f == "seq"
+        else f"CAST(%s AS {Message._meta.get_field(f).db_type(connection)})"
+        for f in columns
+    )
     return {
         # The membership check, the BAM's row lock (PostgreSQL) and its next seq
         # in one statement; no row back means "not a participant".
@@ -67,6 +74,20 @@ def _sql(vendor: str) -> dict[str, str]:
             f"ON CONFLICT DO NOTHING RETURNING {column(Message, 'id')}"
         ),
         "participants": (f"SELECT {m['user']} FROM {member} WHERE {m['bam']} = %s"),
+        # PostgreSQL: seq_take and message_insert in one round trip. No row:
+        # not a participant; a row without an id: a repeated tempId (the seq
+        # was taken and must be given back).
+        "message_insert_with_seq": (
+            f"WITH taken AS (UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} + 1, "
+            f"{b['updated_at']} = %s WHERE {b['id']} = %s AND EXISTS ("
+            f"SELECT 1 FROM {member} WHERE {m['bam']} = %s AND {m['user']} = %s) "
+            f"RETURNING {b['last_seq']}, {b['audience_version']}), "
+            f"stored AS (INSERT INTO {message} ({insert_columns}) "
+            f"SELECT {typed_placeholders} FROM taken "
+            f"ON CONFLICT DO NOTHING RETURNING {column(Message, 'id')}) "
+            f"SELECT taken.{b['last_seq']}, taken.{b['audience_version']}, "
+            f"(SELECT {column(Message, 'id')} FROM stored) FROM taken"
+        ),
         "co_participants": (
             f"SELECT DISTINCT other.{m['user']} FROM {member} mine JOIN {member} "
             f"other ON other.{m['bam']} = mine.{m['bam']} WHERE mine.{m['user']} = %s"
@@ -113,7 +134,17 @@ def seq_give_back(*, bam_id: int) -> None:
 def message_row_insert(message: Message) -> bool:
     """Insert the message's row and set its ``pk``; False (nothing written) when
     its (BAM, sender, tempId) is already stored."""
-    values = [
+    with connection.cursor() as cursor:
+        cursor.execute(sql("message_insert"), _row_values(message))
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    _stored(message, row[0])
+    return True
+
+
+def _row_values(message: Message) -> list:
+    return [
         message.bam_id,
         message.sender_id,
         message.to_user_id,
@@ -123,15 +154,39 @@ def message_row_insert(message: Message) -> bool:
         message.seq,
         db_value(Message, "created_at", message.created_at),
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql("message_insert"), values)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    message.pk = row[0]
+
+
+def _stored(message: Message, pk: int) -> None:
+    message.pk = pk
     message._state.adding = False
     message._state.db = connection.alias
-    return True
+
+
+def message_insert_with_seq(message: Message, *, user_id: int, now) -> str:
+    """Take the BAM's next seq for the message and insert it (one round trip on
+    PostgreSQL, two elsewhere): ``"stored"`` (``pk``, ``seq`` and
+    ``audience_version`` set), ``"outsider"`` (the user is not a participant;
+    nothing written) or ``"repeated"`` (its tempId is stored already; the seq
+    was taken: give it back)."""
+    if connection.vendor != "postgresql":
+        taken = seq_take(bam_id=message.bam_id, user_id=user_id, now=now)
+        if taken is None:
+            return "outsider"
+        message.seq, message.audience_version = taken
+        return "stored" if message_row_insert(message) else "repeated"
+    row = _row_values(message)  # its seq (index 6) comes from the UPDATE
+    values = [db_value(Bam, "updated_at", now), message.bam_id, message.bam_id]
+    values += [user_id, *row[:6], row[7]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql("message_insert_with_seq"), values)
+        got = cursor.fetchone()
+    if got is None:
+        return "outsider"
+    message.seq, message.audience_version, pk = got
+    if pk is None:
+        return "repeated"
+    _stored(message, pk)
+    return "stored"
 
 
 def participant_ids(*, bam_id: int, audience_version: int | None = None) -> tuple:
