@@ -21,7 +21,9 @@ class MessageSerializer(serializers.ModelSerializer):
     toUserId = serializers.CharField(
         source="to_user_id", read_only=True, allow_null=True
     )
-    text = serializers.CharField(source="content", read_only=True)
+    # A deleted message is a tombstone: content and text are null.
+    content = serializers.CharField(read_only=True, allow_null=True)
+    text = serializers.CharField(source="content", read_only=True, allow_null=True)
     tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
