@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 # ``join-bam`` replays at most this many events; past it the ack says truncated
 # and the client reads the rest over REST.
 REPLAY_LIMIT = 1000
+# When processes publish concurrently, a live event may overtake an earlier one
+# on the way here; it waits this long for it before the gap is filled from the
+# database (one query per gap instead of one per overtaking).
+HOLD_BACK_S = 0.1
 
 
 class BamStream:
@@ -40,10 +44,15 @@ class BamStream:
         self.upto: dict[str, int | None] = {}  # None: waiting for its replay
         self._jobs: deque = deque()
         self._draining = False
+        self._expect: int | None = None  # the next seq due from the bus
+        self._held: dict[int, tuple] = {}  # live events that came early
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     @property
     def idle(self) -> bool:
-        return not self.upto and not self._jobs and not self._draining
+        return (
+            not self.upto and not self._jobs and not self._draining and not self._held
+        )
 
     def watch(self, sid: str, upto: int) -> None:
         """Deliver this BAM's events after ``upto`` to the socket."""
@@ -51,11 +60,42 @@ class BamStream:
 
     def unwatch(self, sid: str) -> None:
         self.upto.pop(sid, None)
+        if not self.upto and self._hold_timer is not None:  # no one left to wait for
+            self._hold_timer.cancel()
+            self._hold_timer = None
+            self._held.clear()
 
     async def offer(self, event: str, data: dict, at: float | None = None) -> None:
-        """A live event of this BAM (from the bus), committed at ``at``."""
+        """A live event of this BAM (from the bus), committed at ``at``; one that
+        came before an earlier seq waits for it (``HOLD_BACK_S`` at most)."""
+        seq = data["seq"]
+        if self._expect is not None and seq > self._expect:
+            self._held[seq] = (event, data, at)
+            if self._hold_timer is None:
+                self._hold_timer = asyncio.get_running_loop().call_later(
+                    HOLD_BACK_S, self._stop_holding
+                )
+            return
         self._jobs.append((self._deliver, (event, data, at)))
+        if self._expect is None or seq >= self._expect:
+            self._expect = seq + 1
+        while self._expect in self._held:  # the early ones now follow in order
+            self._jobs.append((self._deliver, self._held.pop(self._expect)))
+            self._expect += 1
+        if not self._held and self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         await self._drain()
+
+    def _stop_holding(self) -> None:
+        """The missing seq did not come (lost on the bus): deliver what waited;
+        the sockets' gap is filled from the database on the way."""
+        self._hold_timer = None
+        for seq in sorted(self._held):
+            self._jobs.append((self._deliver, self._held[seq]))
+            self._expect = seq + 1
+        self._held.clear()
+        self.relay.server.background(self._drain())
 
     async def replay(self, sid: str, *, after_seq: int, latest_seq: int) -> dict:
         """Send the socket every event after ``after_seq``, then keep it current."""
