@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import async_to_sync
@@ -37,7 +38,13 @@ def bam_group(bam_id) -> str:
 
 
 class Bus:
-    """Sends envelopes in the order they were submitted, from one loop task."""
+    """Sends envelopes from the server's loop, in the order they were submitted
+    within each group (a BAM's events in seq order).
+
+    Each group has its own lane, so one publish round trip to Redis waits for
+    the previous one of the same group only: with many BAMs busy at once the
+    round trips overlap instead of queueing behind each other.
+    """
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -46,6 +53,8 @@ class Bus:
         self.down = False
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+        self._lanes: dict[str, deque] = {}
+        self._lane_tasks: set[asyncio.Task] = set()
 
     def start(self, deliver_local: Callable[[dict], Awaitable[None]]) -> None:
         """Send from the running loop; ``deliver_local`` is this process's relay."""
@@ -64,9 +73,12 @@ class Bus:
                 await asyncio.wait_for(self._queue.join(), 1)
             except TimeoutError:
                 logger.warning("Dropped %d unsent events at stop", self._queue.qsize())
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [self._task, *self._lane_tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
+        self._lanes.clear()
 
     @property
     def running(self) -> bool:
@@ -118,17 +130,35 @@ class Bus:
         return True
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._queue is not None and self.loop is not None
         while True:
             group, message = await self._queue.get()
-            try:
-                await self._put(group, message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Could not deliver %s", message.get("type"))
-            finally:
-                self._queue.task_done()
+            lane = self._lanes.get(group)
+            if lane is not None:
+                lane.append(message)
+                continue
+            lane = self._lanes[group] = deque([message])
+            task = self.loop.create_task(self._send_lane(group, lane))
+            self._lane_tasks.add(task)
+            task.add_done_callback(self._lane_tasks.discard)
+
+    async def _send_lane(self, group: str, lane: deque) -> None:
+        assert self._queue is not None
+        try:
+            while lane:
+                message = lane[0]
+                try:
+                    await self._put(group, message)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("Could not deliver %s", message.get("type"))
+                finally:
+                    lane.popleft()
+                    self._queue.task_done()
+        finally:
+            if not lane and self._lanes.get(group) is lane:
+                del self._lanes[group]
 
     def _failed(self, exc: BaseException) -> None:
         BUS_PUBLISH_FAILURES.inc()

@@ -1,0 +1,31 @@
+"""The bus: each group's envelopes in order; a slow group holds no other back."""
+
+import asyncio
+
+from realtime.bus import Bus
+
+
+async def test_a_slow_group_does_not_hold_the_others_back():
+    seen: list[tuple[str, int]] = []
+    release_a = asyncio.Event()
+    b_done = asyncio.Event()
+
+    async def deliver(message: dict) -> None:
+        if message["group"] == "a" and message["n"] == 0:
+            await release_a.wait()  # the first publish of group a is slow
+        seen.append((message["group"], message["n"]))
+        if message["group"] == "b" and message["n"] == 2:
+            b_done.set()
+
+    bus = Bus()
+    bus.start(deliver)  # the in-memory layer of the test settings: local delivery
+    for n in range(3):
+        bus.send("a", {"type": "realtime.test", "group": "a", "n": n})
+        bus.send("b", {"type": "realtime.test", "group": "b", "n": n})
+    await asyncio.wait_for(b_done.wait(), 5)
+    assert [n for g, n in seen if g == "a"] == []  # still behind its slow first
+    release_a.set()
+    await asyncio.wait_for(bus._queue.join(), 5)
+    assert [n for g, n in seen if g == "a"] == [0, 1, 2]
+    assert [n for g, n in seen if g == "b"] == [0, 1, 2]
+    await bus.stop()
