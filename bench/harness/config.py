@@ -190,7 +190,17 @@ def servers() -> dict[str, Server]:
         ),
         "py-relay": Server(
             "py-relay",
-            "python-socketio relay",
+            "python-socketio relay (daphne)",
+            "relay",
+            [
+                *daphne()[:-1],
+                "bench.servers.py_relay:application",
+            ],
+            phases=("idle", "storm", "relay_closed", "chat_closed"),
+        ),
+        "py-relay-uvicorn": Server(
+            "py-relay-uvicorn",
+            "python-socketio relay (uvicorn)",
             "relay",
             [py, str(BENCH / "servers" / "py_relay.py"), "--port", "{port}"],
             phases=("idle", "storm", "relay_closed", "chat_closed"),

@@ -1,6 +1,7 @@
 """Reference server (3): a bare python-socketio relay, no Django, nothing stored.
 
     .venv/bin/python bench/servers/py_relay.py --port 8002 [--server uvicorn|aiohttp]
+    .venv/bin/daphne -p 8002 bench.servers.py_relay:application   # from the project
 
 It speaks just enough of the BAM Chat contract for ``bench/loadgen.mjs`` to drive
 it like BAM Chat: the handshake's ``auth.token`` is taken as the user id (not
@@ -175,6 +176,13 @@ async def health_app(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
+# The relay as an ASGI application, for servers that import one (daphne:
+# ``daphne bench.servers.py_relay:application``, from the project folder).
+application = socketio.ASGIApp(
+    build("asgi"), other_asgi_app=health_app, socketio_path="socket.io"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -186,12 +194,9 @@ def main() -> None:
     if args.server == "uvicorn":
         import uvicorn
 
-        app = socketio.ASGIApp(
-            build("asgi"), other_asgi_app=health_app, socketio_path="socket.io"
-        )
         print(f"py_relay (uvicorn) listening on {args.host}:{args.port}", flush=True)
         uvicorn.run(
-            app,
+            application,
             host=args.host,
             port=args.port,
             log_level="warning",
