@@ -12,6 +12,7 @@ Keys under ``bamchat:rt:``: ``sockets:{process}`` (sid → JSON of the socket),
 (user → status) and ``offline-due`` (user → when to check whether they left).
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -135,7 +136,8 @@ class RedisView:
         self._offline = self.client.register_script(_OFFLINE_IF_GONE)
         self.down_until = 0.0
         self.lost = False  # True when Redis may lack our part: rewrite it first
-        self.rewrote = False  # the last call began by rewriting our part
+        self._rewrite_lock = asyncio.Lock()
+        self._rewrites = 0  # how many times our part was written back
 
     # -- plumbing -------------------------------------------------------------------
     def _key(self, *parts) -> str:
@@ -156,19 +158,34 @@ class RedisView:
 
     async def _run(self, build, default=None):
         """Run a pipeline built by ``build``; on failure, remember and move on."""
+        return (await self._run_noting_rewrite(build, default))[1]
+
+    async def _run_noting_rewrite(self, build, default=None) -> tuple[bool, object]:
+        """``_run``, and whether our part was written back before it (so the
+        pipeline's answers may reflect the rewrite rather than this call)."""
         if not self._usable():
-            return default
+            return False, default
         try:
-            self.rewrote = False
+            rewrote = False
             if self.lost:
-                await self._write_all()
-                self.rewrote = True
+                rewrote = await self._write_back()
             pipe = self.client.pipeline(transaction=True)
             build(pipe)
-            return await pipe.execute()
+            return rewrote, await pipe.execute()
         except Exception as exc:
             self._failed(exc)
-            return default
+            return False, default
+
+    async def _write_back(self) -> bool:
+        """Write our part back once, however many calls find it lost at once (a
+        connect storm makes thousands: each rewriting every socket would never
+        end). True when a rewrite happened while this call waited for it."""
+        generation = self._rewrites
+        async with self._rewrite_lock:
+            if self.lost:
+                await self._write_all()
+                self._rewrites += 1
+        return self._rewrites != generation
 
     async def _write_all(self) -> None:
         """Write this process's sockets, rooms and users' statuses (again)."""
@@ -198,8 +215,8 @@ class RedisView:
             self._put_socket(pipe, info)
             pipe.hsetnx(self._key("presence"), info.user_id, "online")
 
-        result = await self._run(build)
-        if result is None or self.rewrote:
+        rewrote, result = await self._run_noting_rewrite(build)
+        if result is None or rewrote:
             # Redis was away (or just got our part back, this socket included):
             # decide from what this process knows.
             return len(self.roster.by_user.get(info.user_id, ())) == 1
@@ -275,7 +292,7 @@ class RedisView:
                 if not await self.client.exists(self._sockets_key):
                     self.lost = True
             if self.lost:
-                await self._write_all()
+                await self._write_back()
         except Exception as exc:
             self._failed(exc)
 

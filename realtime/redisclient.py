@@ -9,9 +9,12 @@ further calls wait their turn (Redis answers each in well under a millisecond).
 
 import redis.asyncio as aredis
 
-POOL_SIZE = 32
+POOL_SIZE = 64
 # How long a call may wait for a free connection before it counts as a failure.
-POOL_WAIT_S = 5.0
+POOL_WAIT_S = 10.0
+# A refused connection fails at once; this bounds only a server that does not
+# answer. Shorter, and a busy event loop (a storm) times out healthy connects.
+CONNECT_TIMEOUT_S = 2.0
 
 
 def redis_client(url: str, *, timeout_s: float) -> aredis.Redis:
@@ -21,6 +24,6 @@ def redis_client(url: str, *, timeout_s: float) -> aredis.Redis:
         max_connections=POOL_SIZE,
         timeout=POOL_WAIT_S,
         socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
+        socket_connect_timeout=max(timeout_s, CONNECT_TIMEOUT_S),
     )
     return aredis.Redis(connection_pool=pool)

@@ -8,7 +8,7 @@ import redis
 
 from realtime.cluster import RedisView
 from realtime.ratelimit import RedisBuckets
-from realtime.roster import Roster
+from realtime.roster import Roster, SocketInfo
 from tests.live import PrivateRedis, ci
 
 pytestmark = pytest.mark.services
@@ -50,3 +50,37 @@ async def test_a_burst_of_limit_checks_stays_shared(redis_url):
     assert buckets._skip_until == 0.0, "a check fell back to local limits"
     keys = redis.Redis.from_url(redis_url).keys("bamchat:rl:burst:*")
     assert len(keys) == BURST
+
+
+async def test_a_lost_view_is_written_back_once_for_a_burst_of_calls(redis_url):
+    """Calls that find the view lost (Redis restarted, or a call timed out under
+    load) share one rewrite instead of each rewriting every socket."""
+    roster = Roster("burst-process")
+    view = roster.view = RedisView(roster, redis_url)
+    for n in range(300):
+        info = SocketInfo(
+            sid=f"s{n}",
+            eio_sid=f"e{n}",
+            user_id=n % 50,
+            username=f"u{n % 50}",
+            expires_at=0.0,
+            transport="websocket",
+            address="127.0.0.1",
+        )
+        await roster.add(info)
+    rewrites = 0
+    write_all = view._write_all
+
+    async def counted():
+        nonlocal rewrites
+        rewrites += 1
+        await write_all()
+
+    view._write_all = counted
+    view.lost = True
+    await asyncio.gather(*(view.set_status(u, "away") for u in range(BURST)))
+    assert rewrites == 1
+    assert view.lost is False
+    sockets = redis.Redis.from_url(redis_url).hlen(view._sockets_key)
+    assert sockets == 300
+    await view.client.aclose()
