@@ -12,7 +12,6 @@ Keys under ``bamchat:rt:``: ``sockets:{process}`` (sid → JSON of the socket),
 (user → status) and ``offline-due`` (user → when to check whether they left).
 """
 
-import asyncio
 import json
 import logging
 import time
@@ -136,8 +135,7 @@ class RedisView:
         self._offline = self.client.register_script(_OFFLINE_IF_GONE)
         self.down_until = 0.0
         self.lost = False  # True when Redis may lack our part: rewrite it first
-        self._rewrite_lock = asyncio.Lock()
-        self._rewrites = 0  # how many times our part was written back
+        self._rewriting = False  # a write-back is under way
 
     # -- plumbing -------------------------------------------------------------------
     def _key(self, *parts) -> str:
@@ -179,13 +177,18 @@ class RedisView:
     async def _write_back(self) -> bool:
         """Write our part back once, however many calls find it lost at once (a
         connect storm makes thousands: each rewriting every socket would never
-        end). True when a rewrite happened while this call waited for it."""
-        generation = self._rewrites
-        async with self._rewrite_lock:
+        end). The others do not wait for it: their own writes add to what it
+        writes. True when this call wrote our part back."""
+        if self._rewriting:
+            return False
+        self._rewriting = True
+        try:
             if self.lost:
                 await self._write_all()
-                self._rewrites += 1
-        return self._rewrites != generation
+                return True
+            return False
+        finally:
+            self._rewriting = False
 
     async def _write_all(self) -> None:
         """Write this process's sockets, rooms and users' statuses (again)."""
