@@ -68,17 +68,23 @@ class Bus:
         """Send what is queued (briefly), then stop sending."""
         if self._task is None:
             return
-        if self._queue is not None and not self._queue.empty():
+        if self._queue is not None and self.unsent:
             try:
                 await asyncio.wait_for(self._queue.join(), 1)
             except TimeoutError:
-                logger.warning("Dropped %d unsent events at stop", self._queue.qsize())
+                logger.warning("Dropped %d unsent events at stop", self.unsent)
         tasks = [self._task, *self._lane_tasks]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
         self._lanes.clear()
+
+    @property
+    def unsent(self) -> int:
+        """Envelopes submitted and not yet handed to the layer (queued or in a lane)."""
+        queued = self._queue.qsize() if self._queue is not None else 0
+        return queued + sum(len(lane) for lane in self._lanes.values())
 
     @property
     def running(self) -> bool:

@@ -29,3 +29,25 @@ async def test_a_slow_group_does_not_hold_the_others_back():
     assert [n for g, n in seen if g == "a"] == [0, 1, 2]
     assert [n for g, n in seen if g == "b"] == [0, 1, 2]
     await bus.stop()
+
+
+async def test_stop_sends_what_waits_in_the_lanes():
+    seen: list[int] = []
+    gate = asyncio.Event()
+
+    async def deliver(message: dict) -> None:
+        await gate.wait()
+        seen.append(message["n"])
+
+    bus = Bus()
+    bus.start(deliver)
+    for n in range(3):
+        bus.send("a", {"type": "realtime.test", "n": n})
+    for _ in range(100):  # a few loop turns: submitted, then moved into the lane
+        if bus.unsent == 3 and not bus._queue.qsize():
+            break
+        await asyncio.sleep(0)
+    assert bus.unsent == 3 and not bus._queue.qsize()
+    asyncio.get_running_loop().call_soon(gate.set)
+    await bus.stop()
+    assert seen == [0, 1, 2]
