@@ -2,6 +2,7 @@
 (a connect storm), against a real Redis of the test's own."""
 
 import asyncio
+import logging
 
 import pytest
 import redis
@@ -41,15 +42,21 @@ async def test_a_burst_of_view_calls_waits_its_turn_instead_of_failing(redis_url
     await view.client.aclose()
 
 
-async def test_a_burst_of_limit_checks_stays_shared(redis_url):
+async def test_a_burst_of_limit_checks_never_runs_out_of_connections(redis_url, caplog):
+    """Each check waits 250 ms for Redis at most and then limits locally for a
+    second (a slow machine may get there); running out of connections, which
+    redis-py's default pool did past 100 concurrent calls, never happens."""
+    caplog.set_level(logging.DEBUG, logger="realtime.ratelimit")
     buckets = RedisBuckets(redis_url)
     results = await asyncio.gather(
         *(buckets.hit(f"burst:{i}", 5, 1.0) for i in range(BURST))
     )
-    assert results == [None] * BURST
-    assert buckets._skip_until == 0.0, "a check fell back to local limits"
-    keys = redis.Redis.from_url(redis_url).keys("bamchat:rl:burst:*")
-    assert len(keys) == BURST
+    assert results == [None] * BURST  # allowed, shared or local
+    failures = [r.getMessage() for r in caplog.records]
+    assert not [f for f in failures if "Too many connections" in f], failures[:3]
+    if buckets._skip_until == 0.0:  # no check fell back: all of them are shared
+        keys = redis.Redis.from_url(redis_url).keys("bamchat:rl:burst:*")
+        assert len(keys) == BURST
 
 
 async def test_a_lost_view_is_written_back_once_for_a_burst_of_calls(redis_url):
