@@ -46,15 +46,16 @@ def _sql(vendor: str) -> dict[str, str]:
         else f"CAST(%s AS {Message._meta.get_field(f).db_type(connection)})"
         for f in columns
     )
+    # The membership check, the BAM's row lock (PostgreSQL) and its next seq
+    # in one statement; no row back means "not a participant".
+    seq_take = (
+        f"UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} + 1, "
+        f"{b['updated_at']} = %s WHERE {b['id']} = %s AND EXISTS ("
+        f"SELECT 1 FROM {member} WHERE {m['bam']} = %s AND {m['user']} = %s) "
+        f"RETURNING {b['last_seq']}, {b['audience_version']}"
+    )
     return {
-        # The membership check, the BAM's row lock (PostgreSQL) and its next seq
-        # in one statement; no row back means "not a participant".
-        "seq_take": (
-            f"UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} + 1, "
-            f"{b['updated_at']} = %s WHERE {b['id']} = %s AND EXISTS ("
-            f"SELECT 1 FROM {member} WHERE {m['bam']} = %s AND {m['user']} = %s) "
-            f"RETURNING {b['last_seq']}, {b['audience_version']}"
-        ),
+        "seq_take": seq_take,
         "audience_changed": (
             f"UPDATE {bam} SET {b['audience_version']} = {b['audience_version']} + 1 "
             f"WHERE {b['id']} IN "
@@ -78,10 +79,7 @@ def _sql(vendor: str) -> dict[str, str]:
         # not a participant; a row without an id: a repeated tempId (the seq
         # was taken and must be given back).
         "message_insert_with_seq": (
-            f"WITH taken AS (UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} + 1, "
-            f"{b['updated_at']} = %s WHERE {b['id']} = %s AND EXISTS ("
-            f"SELECT 1 FROM {member} WHERE {m['bam']} = %s AND {m['user']} = %s) "
-            f"RETURNING {b['last_seq']}, {b['audience_version']}), "
+            f"WITH taken AS ({seq_take}), "
             f"stored AS (INSERT INTO {message} ({insert_columns}) "
             f"SELECT {typed_placeholders} FROM taken "
             f"ON CONFLICT DO NOTHING RETURNING {column(Message, 'id')}) "

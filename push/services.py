@@ -8,7 +8,7 @@ the delivery in ``sending``; it is not sent again.
 
 import logging
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -168,17 +168,25 @@ def _push_wanted_at(bam_id: int, sender_id: int, audience_version: int) -> bool:
 
 
 def _push_wanted(bam_id: int, sender_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _push_wanted_sql(connection.vendor),
+            [bam_id, db_value(Membership, "muted", False), sender_id],
+        )
+        return cursor.fetchone() is not None
+
+
+@cache
+def _push_wanted_sql(vendor: str) -> str:
+    # Built once per database vendor from the models' own table and column names.
     sub, member = table(PushSubscription), table(Membership)
     sub_user = column(PushSubscription, "user")
     m_user, m_bam = column(Membership, "user"), column(Membership, "bam")
-    query = (
+    return (
         f"SELECT 1 FROM {sub} JOIN {member} ON {member}.{m_user} = {sub}.{sub_user} "
         f"WHERE {member}.{m_bam} = %s AND {member}.{column(Membership, 'muted')} = %s "
         f"AND {sub}.{sub_user} <> %s LIMIT 1"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(query, [bam_id, db_value(Membership, "muted", False), sender_id])
-        return cursor.fetchone() is not None
 
 
 @transaction.atomic

@@ -32,12 +32,6 @@ class MessageWriter:
     def __init__(self) -> None:
         self._waiting: deque[tuple[object, asyncio.Future]] = deque()
         self._task: asyncio.Task | None = None
-        self.batches = 0
-        self.largest_batch = 0
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
 
     async def store(self, draft) -> dict:
         """Store one message draft; its payload, or the error that refused it."""
@@ -53,8 +47,6 @@ class MessageWriter:
                 self._waiting.popleft()
                 for _ in range(min(MAX_BATCH, len(self._waiting)))
             ]
-            self.batches += 1
-            self.largest_batch = max(self.largest_batch, len(batch))
             try:
                 results = await database_sync_to_async(_store)([d for d, _ in batch])
             except Exception as exc:  # each waiting handler reports it
