@@ -17,6 +17,9 @@ from messaging.models import Bam, Membership, Message
 
 # BAMs whose audience a process remembers (the least recently written forgotten).
 AUDIENCE_CACHE_SIZE = 4096
+# Ids in one ``IN (...)`` list at most: well under SQLite's 32,766 variables and
+# small enough for PostgreSQL to plan as an index lookup per id.
+IN_LIST_SIZE = 500
 
 
 @cache
@@ -86,9 +89,11 @@ def _sql(vendor: str) -> dict[str, str]:
             f"SELECT taken.{b['last_seq']}, taken.{b['audience_version']}, "
             f"(SELECT {column(Message, 'id')} FROM stored) FROM taken"
         ),
-        "co_participants": (
-            f"SELECT DISTINCT other.{m['user']} FROM {member} mine JOIN {member} "
-            f"other ON other.{m['bam']} = mine.{m['bam']} WHERE mine.{m['user']} = %s"
+        # Completed per call with the IN list's placeholders.
+        "co_participants_of": (
+            f"SELECT DISTINCT mine.{m['user']}, other.{m['user']} FROM {member} mine "
+            f"JOIN {member} other ON other.{m['bam']} = mine.{m['bam']} "
+            f"WHERE mine.{m['user']} IN "
         ),
         "last_seq_for_participant": (
             f"SELECT {bam}.{b['last_seq']} FROM {bam} JOIN {member} "
@@ -215,11 +220,19 @@ def last_seq_for_participant(*, bam_id: int, user_id: int) -> int | None:
     return None if row is None else row[0]
 
 
-def co_participant_ids(*, user_id: int) -> list[int]:
-    """Ids of every user who shares a BAM with the user (the user included),
-    sorted: who hears of the user's presence, once per connect."""
+def co_participants_of(*, user_ids) -> dict[int, list[int]]:
+    """For each user, the sorted ids of every user who shares a BAM with them (the
+    user included): who hears of their presence. One statement per
+    ``IN_LIST_SIZE`` users, so a storm's announcements cost a few queries."""
+    found: dict[int, set[int]] = {int(u): {int(u)} for u in user_ids}
+    wanted = sorted(found)
     with connection.cursor() as cursor:
-        cursor.execute(sql("co_participants"), [user_id])
-        ids = {row[0] for row in cursor.fetchall()}
-    ids.add(user_id)
-    return sorted(ids)
+        for start in range(0, len(wanted), IN_LIST_SIZE):
+            chunk = wanted[start : start + IN_LIST_SIZE]
+            cursor.execute(
+                sql("co_participants_of") + f"({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+            for user_id, other_id in cursor.fetchall():
+                found[user_id].add(other_id)
+    return {user_id: sorted(ids) for user_id, ids in found.items()}

@@ -204,19 +204,33 @@ def test_last_seq_for_participant_matches_the_orm(room):
     assert statements.last_seq_for_participant(bam_id=bam.pk, user_id=a.pk) == 1
 
 
-def test_co_participant_ids_match_the_orm(room):
+def test_co_participants_of_match_the_orm(room):
     owner, a, b, _bam = room
     elsewhere = UserFactory()
     BamFactory(owner=a, members=[elsewhere])
     BamFactory(owner=UserFactory(), members=[UserFactory()])  # unrelated
     lonely = UserFactory()
-    for user in (owner, a, b, elsewhere, lonely):
+    users = (owner, a, b, elsewhere, lonely)
+    expected = {}
+    for user in users:
         mine = Membership.objects.filter(user=user).values("bam_id")
         orm = set(
             Membership.objects.filter(bam_id__in=mine).values_list("user_id", flat=True)
         ) | {user.pk}
-        assert statements.co_participant_ids(user_id=user.pk) == sorted(orm)
-    assert statements.co_participant_ids(user_id=lonely.pk) == [lonely.pk]
+        expected[user.pk] = sorted(orm)
+    assert statements.co_participants_of(user_ids=[u.pk for u in users]) == expected
+    assert statements.co_participants_of(user_ids=[lonely.pk]) == {
+        lonely.pk: [lonely.pk]
+    }
+    assert statements.co_participants_of(user_ids=[]) == {}
+    # A storm's worth of users: the IN lists are split, and the answer is the same
+    # (ids of no account hear only of themselves).
+    size = statements.IN_LIST_SIZE
+    unknown = range(10**9, 10**9 + 2 * size)
+    with CaptureQueriesContext(connection) as queries:
+        many = statements.co_participants_of(user_ids=[*expected, *unknown])
+    assert many == expected | {u: [u] for u in unknown}
+    assert len(queries) == 3
 
 
 def _version(bam) -> int:
