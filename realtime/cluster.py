@@ -12,6 +12,7 @@ Keys under ``bamchat:rt:``: ``sockets:{process}`` (sid → JSON of the socket),
 (user → status) and ``offline-due`` (user → when to check whether they left).
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -24,6 +25,9 @@ PREFIX = "bamchat:rt:"
 REDIS_TIMEOUT_S = 0.5
 # After a failure, Redis is left alone this long before it is tried again.
 REDIS_RETRY_AFTER_S = 1.0
+# A stopping process waits this long to take its sockets out of the view (one
+# pipeline, however many sockets); past it the survivors' reaper does it.
+DETACH_TIMEOUT_S = 1.0
 
 # KEYS: user:{id}, presence. ARGV: user id. Offline only if no socket is left.
 _OFFLINE_IF_GONE = """
@@ -73,10 +77,15 @@ class MemoryView:
     async def sockets_removed(self, infos) -> None:
         return None
 
-    async def offline_if_gone(self, user_id: int) -> bool:
-        if self.roster.by_user.get(user_id):
-            return False
-        return self.presence.pop(user_id, None) is not None
+    async def offline_if_gone_many(self, user_ids) -> list[int]:
+        return [
+            u
+            for u in user_ids
+            if not self.roster.by_user.get(u) and self.presence.pop(u, None) is not None
+        ]
+
+    async def detach(self) -> None:
+        return None
 
     async def set_status(self, user_id: int, status: str) -> None:
         self.presence[user_id] = status
@@ -134,6 +143,7 @@ class RedisView:
         )
         self._offline = self.client.register_script(_OFFLINE_IF_GONE)
         self.down_until = 0.0
+        self.detached = False  # stopping: this process writes nothing more
         self.lost = False  # True when Redis may lack our part: rewrite it first
         self._rewriting = False  # a write-back is under way
 
@@ -161,7 +171,7 @@ class RedisView:
     async def _run_noting_rewrite(self, build, default=None) -> tuple[bool, object]:
         """``_run``, and whether our part was written back before it (so the
         pipeline's answers may reflect the rewrite rather than this call)."""
-        if not self._usable():
+        if self.detached or not self._usable():
             return False, default
         try:
             rewrote = False
@@ -262,19 +272,41 @@ class RedisView:
     async def set_status(self, user_id: int, status: str) -> None:
         await self._run(lambda p: p.hset(self._key("presence"), user_id, status))
 
-    async def offline_if_gone(self, user_id: int) -> bool:
-        if not self._usable():
-            return False
+    async def offline_if_gone_many(self, user_ids) -> list[int]:
+        """Of these users, those who had no socket left anywhere and were online:
+        they are offline now (one round trip for all of them)."""
+        user_ids = list(user_ids)
+        if not user_ids or not self._usable():
+            return []
         try:
-            removed = await self._offline(
-                keys=[self._key("user", user_id), self._key("presence")],
-                args=[user_id],
-            )
-            await self.client.zrem(self._key("offline-due"), user_id)
+            pipe = self.client.pipeline(transaction=False)
+            for user_id in user_ids:
+                await self._offline(  # queued in the pipeline
+                    keys=[self._key("user", user_id), self._key("presence")],
+                    args=[user_id],
+                    client=pipe,
+                )
+            pipe.zrem(self._key("offline-due"), *user_ids)
+            removed = await pipe.execute()
         except Exception as exc:
             self._failed(exc)
-            return False
-        return bool(removed)
+            return []
+        return [u for u, gone in zip(user_ids, removed, strict=False) if gone]
+
+    async def detach(self) -> None:
+        """Take every socket of this process out of the view in one step, and
+        write nothing more of them (a stopping process: survivors must stop
+        counting its sockets at once, and never see them again)."""
+        self.detached = True
+        pipe = self.client.pipeline(transaction=False)
+        for info in list(self.roster.local.values()):
+            self._drop_socket(pipe, info.sid, info.user_id, info.rooms)
+        pipe.delete(self._sockets_key)
+        try:
+            await asyncio.wait_for(pipe.execute(), DETACH_TIMEOUT_S)
+        except Exception as exc:
+            # Survivors reap this process's part when its heartbeat stops.
+            logger.error("Could not take this process out of the view: %s", exc)
 
     async def schedule_offline(self, user_id: int, due: float) -> None:
         await self._run(lambda p: p.zadd(self._key("offline-due"), {user_id: due}))
@@ -288,7 +320,7 @@ class RedisView:
 
     async def resync_if_lost(self) -> None:
         """Write our part back if Redis lost it (a restart) or we could not write."""
-        if not self._usable():
+        if self.detached or not self._usable():
             return
         try:
             if not self.lost and self.roster.local:

@@ -3,7 +3,10 @@
 A user whose last socket goes is checked again after a short grace (a reload
 or a hop to another process does not flap them offline); the check is also
 noted in the cluster view, so a survivor makes it if this process dies first.
-Statuses and last-seen times are written to the database behind, in batches.
+Announcements are sent in batches: whatever waits when the previous batch is
+out shares one query for its audiences (a connect storm or a stop announces
+thousands of users at once). Statuses and last-seen times are written to the
+database behind, in batches too.
 """
 
 import asyncio
@@ -16,7 +19,7 @@ from django.utils import timezone
 
 from bamchat.errors import invalid
 from bamchat.formats import iso
-from messaging.statements import co_participant_ids
+from messaging.statements import co_participants_of
 from realtime import bus, services
 from realtime.models import Presence as PresenceRow
 
@@ -33,6 +36,8 @@ class PresenceKeeper:
     def __init__(self, roster) -> None:
         self.roster = roster
         self._pending: dict[int, tuple[str, object]] = {}
+        self._outbox: list[tuple[int, str, object]] = []  # announcements to send
+        self._sending: asyncio.Task | None = None
 
     @property
     def grace_s(self) -> float:
@@ -41,12 +46,13 @@ class PresenceKeeper:
     async def connected(self, info) -> None:
         """A socket was added to the roster; announce the user if newly online."""
         if await self.roster.add(info):
-            await self._announce(info.user_id, "online")
+            self._announce(info.user_id, "online")
 
-    async def disconnected(self, sid: str):
-        """Forget a socket; if it was its user's last here, check back after grace."""
+    async def disconnected(self, sid: str, *, check_later: bool = True):
+        """Forget a socket; if it was its user's last here, check back after grace
+        (unless the caller checks every such user itself, as a stop does)."""
         info = await self.roster.remove(sid)
-        if info is not None and not self.roster.has_user(info.user_id):
+        if check_later and info is not None and not self.roster.has_user(info.user_id):
             await self.check_later(info.user_id)
         return info
 
@@ -59,15 +65,19 @@ class PresenceKeeper:
 
     async def check(self, user_id: int) -> None:
         """Announce ``offline`` if the user has no socket left anywhere."""
-        if self.roster.has_user(user_id):
-            return
-        if await self.roster.view.offline_if_gone(user_id):
-            await self._announce(user_id, "offline")
+        await self.check_many([user_id])
+
+    async def check_many(self, user_ids) -> None:
+        """``check`` for many users in one round trip to the cluster view."""
+        away = [u for u in user_ids if not self.roster.has_user(u)]
+        if away:
+            for user_id in await self.roster.view.offline_if_gone_many(away):
+                self._announce(user_id, "offline")
+        await self.flush()
 
     async def sweep(self) -> None:
         """Make the offline checks that are due (some other process's included)."""
-        for user_id in await self.roster.view.due_offline():
-            await self.check(user_id)
+        await self.check_many(await self.roster.view.due_offline())
 
     async def set_status(self, info, status) -> str:
         """Set a connected user's chosen status and announce it."""
@@ -80,22 +90,43 @@ class PresenceKeeper:
         if self.roster.statuses.get(info.user_id) != status:
             self.roster.statuses[info.user_id] = status
             await self.roster.view.set_status(info.user_id, status)
-            await self._announce(info.user_id, status)
+            self._announce(info.user_id, status)
         return status
 
-    async def _announce(self, user_id: int, status: str) -> None:
+    def _announce(self, user_id: int, status: str) -> None:
+        """Queue a ``presence-update`` for the user's co-participants."""
         now = timezone.now()
         self._pending[user_id] = (status, now)
-        try:
-            audience = await database_sync_to_async(co_participant_ids)(user_id=user_id)
-        except Exception:
-            logger.exception("Could not find who to tell about user %s", user_id)
-            return
-        bus.users_event(
-            user_ids=audience,
-            event="presence-update",
-            data={"userId": str(user_id), "status": status, "lastSeen": iso(now)},
-        )
+        self._outbox.append((user_id, status, now))
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.get_running_loop().create_task(self._send())
+
+    async def flush(self) -> None:
+        """Wait until every queued announcement has left."""
+        while self._sending is not None and not self._sending.done():
+            await asyncio.shield(self._sending)
+
+    async def _send(self) -> None:
+        """Send queued announcements, a batch per audience query, in order."""
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                audiences = await database_sync_to_async(co_participants_of)(
+                    user_ids={user_id for user_id, _, _ in batch}
+                )
+            except Exception:
+                logger.exception("Could not find who to tell of %d users", len(batch))
+                continue
+            for user_id, status, at in batch:
+                bus.users_event(
+                    user_ids=audiences[user_id],
+                    event="presence-update",
+                    data={
+                        "userId": str(user_id),
+                        "status": status,
+                        "lastSeen": iso(at),
+                    },
+                )
 
     async def record(self) -> None:
         """Write the statuses and last-seen times gathered so far."""

@@ -70,7 +70,7 @@ def world(db):
     for info in sockets:
         async_to_sync(roster.remove)(info.sid)
     for user in (alice, bob):
-        async_to_sync(roster.view.offline_if_gone)(user.pk)
+        async_to_sync(roster.view.offline_if_gone_many)([user.pk])
 
 
 @pytest.fixture

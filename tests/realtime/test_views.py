@@ -34,7 +34,7 @@ def world(db):
     yield staff, alice, bob, outsider, bam
     for info in sockets:
         async_to_sync(roster.remove)(info.sid)
-    async_to_sync(roster.view.offline_if_gone)(alice.pk)
+    async_to_sync(roster.view.offline_if_gone_many)([alice.pk])
 
 
 def test_permissions(rest, world):
