@@ -206,6 +206,15 @@ def room_event(*, bam_id: int, event: str, data: dict, skip_sid: str = "") -> No
     )
 
 
+def room_events(*, bam_id: int, event: str, datas: list) -> None:
+    """Many passing events of one name for a BAM's room, in one envelope (the
+    leaves of a stopping process's sockets)."""
+    bus.send(
+        bam_group(bam_id),
+        _envelope("room_events", bam=bam_id, event=event, datas=datas),
+    )
+
+
 def users_event(
     *, user_ids, event: str, data, except_bam: int | None = None, confirm=False
 ) -> bool:

@@ -223,6 +223,14 @@ class Relay:
             del self.streams[bam_id]
             await self.server.manager.unsubscribe(bam_group(bam_id))
 
+    def forget_all(self) -> None:
+        """Deliver nothing more to anyone here (a stop), without unsubscribing
+        group by group: the process's channel goes with it."""
+        for stream in self.streams.values():
+            for sid in list(stream.upto):
+                stream.unwatch(sid)
+        self.streams.clear()
+
     async def history(self, bam_id: int, *, after: int, before=None, limit=None):
         """Stored events of a BAM after ``after`` (and before ``before``), in order."""
         return await database_sync_to_async(bam_events_between)(
@@ -258,6 +266,11 @@ class Relay:
         skip = message.get("skip")
         sids = [s for s in self.roster.rooms.get(message["bam"], ()) if s != skip]
         await self.send(message["event"], message["data"], sids)
+
+    async def realtime_room_events(self, message: dict) -> None:
+        sids = list(self.roster.rooms.get(message["bam"], ()))
+        for data in message["datas"]:
+            await self.send(message["event"], data, sids)
 
     async def realtime_users_event(self, message: dict) -> None:
         sids = self.roster.user_sids(message["users"], message.get("except_bam"))

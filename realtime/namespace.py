@@ -226,7 +226,8 @@ class BamNamespace(socketio.AsyncNamespace):
         info.gone = True  # an event still running cannot put it back in a room
         for bam_id in list(info.rooms):
             await server.room_leave(info, bam_id, announce=True)
-        await server.presence.disconnected(sid)
+        # A stopping process checks all its users at once after the grace.
+        await server.presence.disconnected(sid, check_later=not server.process.draining)
 
     # -- client events --------------------------------------------------------------
     @client_event(limit="join-bam")

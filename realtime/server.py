@@ -130,11 +130,31 @@ class BamSocketServer(socketio.AsyncServer):
                 data=self.member_event(info, bam_id),
             )
 
-    async def drop_transport(self, sid: str) -> None:
-        """Close a socket's transport as a dying server would, so it reconnects."""
-        info = self.roster.local.get(sid)
-        if info is not None:
-            await self._end_transport(info.eio_sid, reconnect=True)
+    async def release_all(self) -> list:
+        """Take every local socket out of its rooms and the roster at once (a
+        stop), announcing each room it leaves only once all are out, so none of
+        those events comes back to sockets of this process; returns their
+        records. Their transports stay open until ``drop_transports``."""
+        infos = list(self.roster.local.values())
+        left: dict[int, list[dict]] = {}
+        self.relay.forget_all()
+        for info in infos:
+            info.gone = True
+            for bam_id in list(info.rooms):
+                await self.typing.stop(bam_id=bam_id, user_id=info.user_id)
+                if await self.roster.leave(info, bam_id):
+                    left.setdefault(bam_id, []).append(self.member_event(info, bam_id))
+        for info in infos:
+            await self.presence.disconnected(info.sid, check_later=False)
+        for bam_id, datas in left.items():
+            bus.room_events(bam_id=bam_id, event="user-left-bam", datas=datas)
+        return infos
+
+    async def drop_transports(self, eio_sids) -> None:
+        """Close these sockets' transports as a dying server would, so they
+        reconnect (elsewhere)."""
+        for eio_sid in eio_sids:
+            await self._end_transport(eio_sid, reconnect=True)
 
     async def _end_transport(self, eio_sid: str, *, reconnect: bool) -> None:
         """End an Engine.IO socket and its transport now.
