@@ -5,6 +5,7 @@ import binascii
 import re
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -76,12 +77,15 @@ def b64url_encode(raw: bytes) -> str:
 
 
 def p256dh_valid(value: str) -> bool:
-    """Whether a ``keys.p256dh`` is an uncompressed P-256 point in base64url."""
+    """Whether a ``keys.p256dh`` is an uncompressed point on P-256, in base64url."""
     try:
         raw = b64url_decode(value)
+        if len(raw) != P256_POINT_BYTES or raw[0] != 4:
+            return False
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
     except ValueError:
         return False
-    return len(raw) == P256_POINT_BYTES and raw[0] == 4
+    return True
 
 
 def auth_valid(value: str) -> bool:

@@ -58,7 +58,7 @@ def clean_keys(keys) -> tuple[str, str]:
         raise invalid("keys", "keys must be an object with p256dh and auth.")
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
     if not isinstance(p256dh, str) or not p256dh_valid(p256dh):
-        raise invalid("keys", "keys.p256dh must be a base64url P-256 public key.")
+        raise invalid("keys", "keys.p256dh must be a base64url point on P-256.")
     if not isinstance(auth, str) or not auth_valid(auth):
         raise invalid("keys", "keys.auth must be a base64url 16-byte secret.")
     return p256dh, auth

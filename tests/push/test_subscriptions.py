@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from tests.push.service import Browser
+from tests.push.service import Browser, b64url, unb64url
 
 pytestmark = pytest.mark.live
 
@@ -55,6 +55,33 @@ async def test_endpoints_outside_the_allowed_hosts_are_refused(push_api, push_se
         },
     )
     assert status == 400 and "keys" in body, body
+
+
+async def test_p256dh_keys_that_are_not_points_on_p256_are_refused(
+    push_api, push_service
+):
+    bob = await push_api.account("bob")
+    subscription = Browser(push_service).subscription()
+    point = unb64url(subscription["keys"]["p256dh"])
+    off_curve = [
+        b"\x04" + bytes(64),  # (0, 0)
+        b"\x04" + b"\xff" * 64,  # coordinates past the field's prime
+        point[:-1] + bytes([point[-1] ^ 1]),  # a real point with y nudged
+    ]
+    for raw in off_curve:
+        keys = {**subscription["keys"], "p256dh": b64url(raw)}
+        status, body = await push_api.request(
+            "POST",
+            "/push/subscriptions",
+            token=bob.access,
+            json={**subscription, "keys": keys},
+        )
+        assert status == 400, (raw.hex(), status, body)
+        assert "p256dh" in body["keys"][0], body
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=bob.access, expect=200
+    )
+    assert listed == []
 
 
 async def test_same_endpoint_again_keeps_the_id_and_updates_the_keys(
