@@ -6,6 +6,7 @@ goes to a device at most once per message. A worker that dies mid-request leaves
 the delivery in ``sending``; it is not sent again.
 """
 
+import hmac
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -15,13 +16,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from bamchat.errors import NotFound, invalid
+from bamchat.errors import Forbidden, NotFound, invalid
 from bamchat.sql import column, db_value, table
 from messaging import statements
 from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
 from messaging.statements import AUDIENCE_CACHE_SIZE
-from push.endpoints import auth_valid, endpoint_allowed, p256dh_valid
+from push.endpoints import auth_valid, b64url_decode, endpoint_allowed, p256dh_valid
 from push.metrics import failures
 from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
 from push.webpush import PushAnswer, send_push
@@ -76,12 +77,18 @@ def clean_expiration(value) -> datetime | None:
         raise invalid("expirationTime", "expirationTime is out of range.") from exc
 
 
+def same_keys(subscription: PushSubscription, p256dh: str, auth: str) -> bool:
+    """Whether these keys are the subscription's own (compared as bytes)."""
+    stored = b64url_decode(subscription.p256dh) + b64url_decode(subscription.auth)
+    return hmac.compare_digest(stored, b64url_decode(p256dh) + b64url_decode(auth))
+
+
 @transaction.atomic
 def subscription_save(
     *, user, endpoint, keys, expiration_time=None
 ) -> tuple[PushSubscription, bool]:
-    """Register a device for ``user``; the same endpoint again updates it in place
-    (and moves it to ``user``: a browser belongs to whoever subscribed last)."""
+    """Register a device for ``user``: the same endpoint again updates it, and
+    another user's endpoint moves only with the keys it has (else Forbidden)."""
     endpoint = clean_endpoint(endpoint)
     p256dh, auth = clean_keys(keys)
     expiration = clean_expiration(expiration_time)
@@ -95,7 +102,14 @@ def subscription_save(
         },
     )
     if not created:
-        if subscription.user_id != user.pk:  # the previous owner loses a device
+        if subscription.user_id != user.pk:
+            if not same_keys(subscription, p256dh, auth):
+                message = (
+                    "This endpoint is registered to another account; only the "
+                    "browser holding its keys can register it again."
+                )
+                raise Forbidden(message, fields={"endpoint": [message]})
+            # The previous owner loses a device.
             statements.audience_changed(user_id=subscription.user_id)
         subscription.user = user
         subscription.p256dh, subscription.auth = p256dh, auth

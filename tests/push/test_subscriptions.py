@@ -114,6 +114,54 @@ async def test_same_endpoint_again_keeps_the_id_and_updates_the_keys(
     assert payload["body"] == "new keys"
 
 
+async def test_another_users_endpoint_moves_only_with_its_keys(push_api, push_service):
+    alice, bob, eve = [await push_api.account(n) for n in ("alice", "bob", "eve")]
+    bam = await push_api.bam(alice, bob)
+    browser = Browser(push_service)
+    _, bobs = await push_api.request(
+        "POST",
+        "/push/subscriptions",
+        token=bob.access,
+        json=browser.subscription(),
+        expect=201,
+    )
+    # Eve knows the endpoint but not the keys: refused, Bob keeps his device.
+    thief = Browser(push_service)
+    thief.path, thief.endpoint = browser.path, browser.endpoint
+    status, body = await push_api.request(
+        "POST", "/push/subscriptions", token=eve.access, json=thief.subscription()
+    )
+    assert status == 403 and "endpoint" in body, (status, body)
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=eve.access, expect=200
+    )
+    assert listed == []
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=bob.access, expect=200
+    )
+    assert [s["id"] for s in listed] == [bobs["id"]]
+    message = await push_api.post_message(alice, bam["id"], "still Bob's")
+    assert (await browser.wait_push(message["id"]))["body"] == "still Bob's"
+
+    # The same browser logged in as Eve sends the same keys: the device moves.
+    _, moved = await push_api.request(
+        "POST",
+        "/push/subscriptions",
+        token=eve.access,
+        json=browser.subscription(),
+        expect=200,
+    )
+    assert moved["id"] == bobs["id"]
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=bob.access, expect=200
+    )
+    assert listed == []
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=eve.access, expect=200
+    )
+    assert [s["id"] for s in listed] == [bobs["id"]]
+
+
 async def test_subscriptions_are_private_to_their_owner(push_api, push_service):
     bob, eve = await push_api.account("bob"), await push_api.account("eve")
     _, mine = await push_api.request(
