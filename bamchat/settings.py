@@ -358,7 +358,15 @@ PUSH = {
     # Back-off without Retry-After: first wait, doubled per retry, capped.
     "RETRY_BASE_S": env_float("PUSH_RETRY_BASE_S", 1),
     "RETRY_MAX_S": env_float("PUSH_RETRY_MAX_S", 600),
+    # Devices one user may register; a new one past it replaces the one whose last
+    # registration is oldest (so a message makes at most this many pushes per user).
+    "MAX_DEVICES_PER_USER": env_int("PUSH_MAX_DEVICES_PER_USER", 20),
 }
+if PUSH["MAX_DEVICES_PER_USER"] < 1:
+    raise ImproperlyConfigured(
+        "PUSH_MAX_DEVICES_PER_USER must be at least 1, got "
+        f"{PUSH['MAX_DEVICES_PER_USER']}."
+    )
 
 # --- Attachments ----------------------------------------------------------------------
 # Largest upload (bytes): over it the upload is refused with 413 ``too_large``, the

@@ -27,6 +27,12 @@ PUSH_FAILURES = Counter(
 FAILURE_REASONS = ("refused", "gone", "expired", "error")
 failures = {reason: PUSH_FAILURES.labels(reason) for reason in FAILURE_REASONS}
 
+PUSH_DEVICES_REPLACED = Counter(
+    "bamchat_push_devices_replaced",
+    "Push devices removed because their user registered more than "
+    "PUSH_MAX_DEVICES_PER_USER (the least recently registered go first).",
+)
+
 
 class PushQueueCollector:
     """Push tasks waiting in the queue, counted with one query per scrape."""

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -23,7 +24,7 @@ from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
 from messaging.statements import AUDIENCE_CACHE_SIZE
 from push.endpoints import auth_valid, b64url_decode, endpoint_allowed, p256dh_valid
-from push.metrics import failures
+from push.metrics import PUSH_DEVICES_REPLACED, failures
 from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
 from push.webpush import PushAnswer, send_push
 from realtime.selectors import user_socket_count
@@ -92,6 +93,8 @@ def subscription_save(
     endpoint = clean_endpoint(endpoint)
     p256dh, auth = clean_keys(keys)
     expiration = clean_expiration(expiration_time)
+    # One user's registrations take turns, so the device cap holds under races.
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values("pk"))
     subscription, created = PushSubscription.objects.select_for_update().get_or_create(
         endpoint=endpoint,
         defaults={
@@ -114,8 +117,27 @@ def subscription_save(
         subscription.user = user
         subscription.p256dh, subscription.auth = p256dh, auth
         subscription.expiration = expiration
-        subscription.save()
+        subscription.save()  # updated_at: this device's last registration
+    devices_over_cap_delete(user=user)
     return subscription, created
+
+
+def devices_over_cap_delete(*, user) -> int:
+    """Delete the user's devices past ``PUSH_MAX_DEVICES_PER_USER``, those registered
+    longest ago first; how many went."""
+    cap = settings.PUSH["MAX_DEVICES_PER_USER"]
+    stale = list(
+        PushSubscription.objects.filter(user=user)
+        .order_by("-updated_at", "-pk")
+        .values_list("pk", flat=True)[cap:]
+    )
+    if stale:
+        PushSubscription.objects.filter(pk__in=stale).delete()
+        PUSH_DEVICES_REPLACED.inc(len(stale))
+        logger.info(
+            "User %s over %d push devices: %d removed", user.pk, cap, len(stale)
+        )
+    return len(stale)
 
 
 @transaction.atomic

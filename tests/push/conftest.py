@@ -6,6 +6,7 @@ from tests.push.service import PushService
 
 PUSH_TTL_S = 3600
 PUSH_SUBJECT = "mailto:push-tests@example.com"
+PUSH_MAX_DEVICES = 6  # small, so a test can go past it quickly
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,7 @@ def push_deployment_for(service: PushService, **extra: str) -> Deployment:
             "PUSH_ALLOWED_HOSTS": f"fcm.googleapis.com,{service.origin}",
             "PUSH_TTL_S": str(PUSH_TTL_S),
             "PUSH_VAPID_SUBJECT": PUSH_SUBJECT,
+            "PUSH_MAX_DEVICES_PER_USER": str(PUSH_MAX_DEVICES),
             "TASKS_IN_PROCESS_WORKER": "1",
             "TASKS_WORKER_INTERVAL_S": "0.1",
             **extra,
