@@ -23,7 +23,7 @@ from messaging import statements
 from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
 from messaging.statements import AUDIENCE_CACHE_SIZE
-from push.endpoints import auth_valid, b64url_decode, endpoint_allowed, p256dh_valid
+from push.endpoints import allowed_endpoint, auth_valid, b64url_decode, p256dh_valid
 from push.metrics import PUSH_DEVICES_REPLACED, failures
 from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
 from push.webpush import PushAnswer, send_push
@@ -37,21 +37,20 @@ GONE_STATUSES = (404, 410)
 
 
 def clean_endpoint(endpoint) -> str:
-    """An endpoint this server may send to (``push.endpoints``), or a field error."""
-    if not isinstance(endpoint, str) or not endpoint.strip():
+    """The normalised URL of an endpoint this server may send to, or a field error."""
+    if not isinstance(endpoint, str) or not endpoint:
         raise invalid("endpoint", "An endpoint URL is required.")
-    endpoint = endpoint.strip()
-    if len(endpoint) > ENDPOINT_MAX_CHARS or not endpoint.isascii():
-        raise invalid(
-            "endpoint", "Endpoints are ASCII URLs of at most 2000 characters."
-        )
-    if not endpoint_allowed(endpoint):
+    if len(endpoint) > ENDPOINT_MAX_CHARS:
+        raise invalid("endpoint", "Endpoints are URLs of at most 2000 characters.")
+    allowed = allowed_endpoint(endpoint)
+    if allowed is None:
         raise invalid(
             "endpoint",
-            "Push endpoints must be https URLs of a push service this server "
-            "allows (PUSH_ALLOWED_HOSTS).",
+            "Push endpoints must be plain https URLs (no userinfo, backslashes, "
+            "escapes or spaces in the host) of a push service this server allows "
+            "(PUSH_ALLOWED_HOSTS).",
         )
-    return endpoint
+    return allowed.url
 
 
 def clean_keys(keys) -> tuple[str, str]:
@@ -338,7 +337,9 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     status = answer.status
     fields = {"last_status": status, "updated_at": timezone.now()}
     reason = "refused"
-    if status is not None and 200 <= status < 300:
+    if not answer.allowed:  # nothing sent; kept, as the allow-list may change back
+        state, reason = State.FAILED, "not_allowed"
+    elif status is not None and 200 <= status < 300:
         state = State.SENT
     elif status in GONE_STATUSES:
         state, reason = State.GONE, "gone"

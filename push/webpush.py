@@ -10,7 +10,7 @@ import requests
 from django.conf import settings
 from pywebpush import WebPusher
 
-from push.endpoints import endpoint_origin
+from push.endpoints import Endpoint, allowed_endpoint
 from push.vapid import vapid_identity
 
 # A VAPID token lives this long (RFC 8292 allows at most 24 h).
@@ -24,6 +24,7 @@ class PushAnswer:
     status: int | None
     retry_after_s: float | None = None
     error: str = ""
+    allowed: bool = True  # False: not sent, the endpoint fails PUSH_ALLOWED_HOSTS now
 
 
 def _session() -> requests.Session:
@@ -48,11 +49,11 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def vapid_headers(endpoint: str) -> dict[str, str]:
+def vapid_headers(endpoint: Endpoint) -> dict[str, str]:
     """``Authorization: vapid t=..., k=...`` for this endpoint's origin."""
     claims = {
         "sub": settings.PUSH["VAPID_SUBJECT"],
-        "aud": endpoint_origin(endpoint),
+        "aud": endpoint.origin,
         "exp": int(time.time()) + VAPID_TOKEN_S,
     }
     return vapid_identity().sign(claims)
@@ -61,9 +62,13 @@ def vapid_headers(endpoint: str) -> dict[str, str]:
 def send_push(
     *, endpoint: str, p256dh: str, auth: str, payload: dict, topic: str, ttl_s: int
 ) -> PushAnswer:
-    """Encrypt ``payload`` (JSON) for one subscription and post it to its endpoint."""
-    headers = {**vapid_headers(endpoint), "Urgency": "high", "Topic": topic}
-    subscription = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
+    """Encrypt ``payload`` (JSON) for one subscription and post it to its endpoint,
+    if the endpoint passes the rule now (settings may have changed since)."""
+    target = allowed_endpoint(endpoint)
+    if target is None:
+        return PushAnswer(status=None, error="endpoint not allowed", allowed=False)
+    headers = {**vapid_headers(target), "Urgency": "high", "Topic": topic}
+    subscription = {"endpoint": target.url, "keys": {"p256dh": p256dh, "auth": auth}}
     session = _session()
     try:
         response = WebPusher(subscription, requests_session=session).send(

@@ -53,7 +53,7 @@ class PushRequest:
 
 
 class PushService:
-    """A push service on 127.0.0.1 answering ``POST /push/<token>``."""
+    """A push service on 127.0.0.1 answering ``POST /push/<token>`` (and any POST)."""
 
     def __init__(self) -> None:
         self.requests: list[PushRequest] = []
@@ -76,7 +76,8 @@ class PushService:
             loop = asyncio.new_event_loop()
             self._loop = loop
             app = web.Application()
-            app.router.add_post("/push/{token}", self._handle)
+            # Every path: a push sent anywhere on this host is seen and recorded.
+            app.router.add_post("/{path:.*}", self._handle)
             runner = web.AppRunner(app)
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.SockSite(runner, self._sock).start())

@@ -205,3 +205,39 @@ async def test_devices_past_the_cap_replace_the_oldest_registered(
         await browser.wait_push(settle["id"])
     assert sum(len(push_service.to(b.path)) for b in browsers) == 2 * PUSH_MAX_DEVICES
     assert all(push_service.to(b.path) == [] for b in gone)
+
+
+async def test_the_endpoint_is_stored_and_sent_as_its_normalised_url(
+    push_api, push_service
+):
+    alice, bob = await push_api.account("alice"), await push_api.account("bob")
+    bam = await push_api.bam(alice, bob)
+    browser = Browser(push_service)
+    spelled = browser.endpoint.replace(
+        f"http://127.0.0.1:{push_service.port}",
+        f"HTTP://127.0.0.1:0{push_service.port}",
+    )
+    _, stored = await push_api.request(
+        "POST",
+        "/push/subscriptions",
+        token=bob.access,
+        json={**browser.subscription(), "endpoint": spelled},
+        expect=201,
+    )
+    assert stored["endpoint"] == browser.endpoint
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=bob.access, expect=200
+    )
+    assert [s["endpoint"] for s in listed] == [browser.endpoint]
+
+    message = await push_api.post_message(alice, bam["id"], "to the checked host")
+    await browser.wait_push(message["id"])
+    [request] = push_service.to(browser.path)
+    assert request.headers["Host"] == f"127.0.0.1:{push_service.port}"
+    check_push(
+        request,
+        vapid_key=await vapid_key(push_api, bob),
+        origin=push_service.origin,
+        ttl=PUSH_TTL_S,
+        subject=PUSH_SUBJECT,
+    )

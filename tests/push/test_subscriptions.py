@@ -23,6 +23,13 @@ async def test_endpoints_outside_the_allowed_hosts_are_refused(push_api, push_se
         "https://user:pw@fcm.googleapis.com/fcm/send/abc",
         "ftp://fcm.googleapis.com/abc",
         "not a url",
+        # Spellings where urllib3 would read another host than the rule did.
+        "https://127.0.0.1\\.notify.windows.com/x",
+        f"http://127.0.0.1:{push_service.port}\\@fcm.googleapis.com/push/abc",
+        "https://a..notify.windows.com/x",
+        "https://127.0.0.1%5C.notify.windows.com/x",
+        "https://127.0.0.1\n.notify.windows.com/x",
+        "https://fcm.googleapis.com:/fcm/send/abc",
     ]
     for endpoint in refused:
         status, body = await push_api.request(
