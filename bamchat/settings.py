@@ -353,7 +353,8 @@ PUSH = {
     ),
     # How long a push service may hold an undelivered push; retries stop after it.
     "TTL_S": env_int("PUSH_TTL_S", 86400),
-    # A push service that does not answer within this many seconds is retried.
+    # One push request's whole deadline (connect, TLS, send, the entire answer):
+    # past it the request is cut off and the push retried.
     "REQUEST_TIMEOUT_S": env_float("PUSH_REQUEST_TIMEOUT_S", 10),
     # Back-off without Retry-After: first wait, doubled per retry, capped.
     "RETRY_BASE_S": env_float("PUSH_RETRY_BASE_S", 1),
