@@ -353,12 +353,21 @@ PUSH = {
     ),
     # How long a push service may hold an undelivered push; retries stop after it.
     "TTL_S": env_int("PUSH_TTL_S", 86400),
-    # A push service that does not answer within this many seconds is retried.
+    # One push request's whole deadline (connect, TLS, send, the entire answer):
+    # past it the request is cut off and the push retried.
     "REQUEST_TIMEOUT_S": env_float("PUSH_REQUEST_TIMEOUT_S", 10),
     # Back-off without Retry-After: first wait, doubled per retry, capped.
     "RETRY_BASE_S": env_float("PUSH_RETRY_BASE_S", 1),
     "RETRY_MAX_S": env_float("PUSH_RETRY_MAX_S", 600),
+    # Devices one user may register; a new one past it replaces the one whose last
+    # registration is oldest (so a message makes at most this many pushes per user).
+    "MAX_DEVICES_PER_USER": env_int("PUSH_MAX_DEVICES_PER_USER", 20),
 }
+if PUSH["MAX_DEVICES_PER_USER"] < 1:
+    raise ImproperlyConfigured(
+        "PUSH_MAX_DEVICES_PER_USER must be at least 1, got "
+        f"{PUSH['MAX_DEVICES_PER_USER']}."
+    )
 
 # --- Attachments ----------------------------------------------------------------------
 # Largest upload (bytes): over it the upload is refused with 413 ``too_large``, the

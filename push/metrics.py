@@ -21,11 +21,18 @@ PUSH_FAILURES = Counter(
     "bamchat_push_failures",
     "Pushes this process's task worker gave up on, by reason: refused (an "
     "error status), gone (404/410, subscription deleted), expired (retries "
-    "outlived the TTL), error (not sent: an exception).",
+    "outlived the TTL), error (not sent: an exception), not_allowed (not sent: "
+    "the stored endpoint fails PUSH_ALLOWED_HOSTS now).",
     ["reason"],
 )
-FAILURE_REASONS = ("refused", "gone", "expired", "error")
+FAILURE_REASONS = ("refused", "gone", "expired", "error", "not_allowed")
 failures = {reason: PUSH_FAILURES.labels(reason) for reason in FAILURE_REASONS}
+
+PUSH_DEVICES_REPLACED = Counter(
+    "bamchat_push_devices_replaced",
+    "Push devices removed because their user registered more than "
+    "PUSH_MAX_DEVICES_PER_USER (the least recently registered go first).",
+)
 
 
 class PushQueueCollector:

@@ -6,23 +6,25 @@ goes to a device at most once per message. A worker that dies mid-request leaves
 the delivery in ``sending``; it is not sent again.
 """
 
+import hmac
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from bamchat.errors import NotFound, invalid
+from bamchat.errors import Forbidden, NotFound, invalid
 from bamchat.sql import column, db_value, table
 from messaging import statements
 from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
 from messaging.statements import AUDIENCE_CACHE_SIZE
-from push.endpoints import auth_valid, endpoint_allowed, p256dh_valid
-from push.metrics import failures
+from push.endpoints import allowed_endpoint, auth_valid, b64url_decode, p256dh_valid
+from push.metrics import PUSH_DEVICES_REPLACED, failures
 from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
 from push.webpush import PushAnswer, send_push
 from realtime.selectors import user_socket_count
@@ -35,21 +37,20 @@ GONE_STATUSES = (404, 410)
 
 
 def clean_endpoint(endpoint) -> str:
-    """An endpoint this server may send to (``push.endpoints``), or a field error."""
-    if not isinstance(endpoint, str) or not endpoint.strip():
+    """The normalised URL of an endpoint this server may send to, or a field error."""
+    if not isinstance(endpoint, str) or not endpoint:
         raise invalid("endpoint", "An endpoint URL is required.")
-    endpoint = endpoint.strip()
-    if len(endpoint) > ENDPOINT_MAX_CHARS or not endpoint.isascii():
-        raise invalid(
-            "endpoint", "Endpoints are ASCII URLs of at most 2000 characters."
-        )
-    if not endpoint_allowed(endpoint):
+    if len(endpoint) > ENDPOINT_MAX_CHARS:
+        raise invalid("endpoint", "Endpoints are URLs of at most 2000 characters.")
+    allowed = allowed_endpoint(endpoint)
+    if allowed is None:
         raise invalid(
             "endpoint",
-            "Push endpoints must be https URLs of a push service this server "
-            "allows (PUSH_ALLOWED_HOSTS).",
+            "Push endpoints must be plain https URLs (no userinfo, backslashes, "
+            "escapes or spaces in the host) of a push service this server allows "
+            "(PUSH_ALLOWED_HOSTS).",
         )
-    return endpoint
+    return allowed.url
 
 
 def clean_keys(keys) -> tuple[str, str]:
@@ -58,7 +59,7 @@ def clean_keys(keys) -> tuple[str, str]:
         raise invalid("keys", "keys must be an object with p256dh and auth.")
     p256dh, auth = keys.get("p256dh"), keys.get("auth")
     if not isinstance(p256dh, str) or not p256dh_valid(p256dh):
-        raise invalid("keys", "keys.p256dh must be a base64url P-256 public key.")
+        raise invalid("keys", "keys.p256dh must be a base64url point on P-256.")
     if not isinstance(auth, str) or not auth_valid(auth):
         raise invalid("keys", "keys.auth must be a base64url 16-byte secret.")
     return p256dh, auth
@@ -76,15 +77,23 @@ def clean_expiration(value) -> datetime | None:
         raise invalid("expirationTime", "expirationTime is out of range.") from exc
 
 
+def same_keys(subscription: PushSubscription, p256dh: str, auth: str) -> bool:
+    """Whether these keys are the subscription's own (compared as bytes)."""
+    stored = b64url_decode(subscription.p256dh) + b64url_decode(subscription.auth)
+    return hmac.compare_digest(stored, b64url_decode(p256dh) + b64url_decode(auth))
+
+
 @transaction.atomic
 def subscription_save(
     *, user, endpoint, keys, expiration_time=None
 ) -> tuple[PushSubscription, bool]:
-    """Register a device for ``user``; the same endpoint again updates it in place
-    (and moves it to ``user``: a browser belongs to whoever subscribed last)."""
+    """Register a device for ``user``: the same endpoint again updates it, and
+    another user's endpoint moves only with the keys it has (else Forbidden)."""
     endpoint = clean_endpoint(endpoint)
     p256dh, auth = clean_keys(keys)
     expiration = clean_expiration(expiration_time)
+    # One user's registrations take turns, so the device cap holds under races.
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values("pk"))
     subscription, created = PushSubscription.objects.select_for_update().get_or_create(
         endpoint=endpoint,
         defaults={
@@ -95,13 +104,39 @@ def subscription_save(
         },
     )
     if not created:
-        if subscription.user_id != user.pk:  # the previous owner loses a device
+        if subscription.user_id != user.pk:
+            if not same_keys(subscription, p256dh, auth):
+                message = (
+                    "This endpoint is registered to another account; only the "
+                    "browser holding its keys can register it again."
+                )
+                raise Forbidden(message, fields={"endpoint": [message]})
+            # The previous owner loses a device.
             statements.audience_changed(user_id=subscription.user_id)
         subscription.user = user
         subscription.p256dh, subscription.auth = p256dh, auth
         subscription.expiration = expiration
-        subscription.save()
+        subscription.save()  # updated_at: this device's last registration
+    devices_over_cap_delete(user=user)
     return subscription, created
+
+
+def devices_over_cap_delete(*, user) -> int:
+    """Delete the user's devices past ``PUSH_MAX_DEVICES_PER_USER``, those registered
+    longest ago first; how many went."""
+    cap = settings.PUSH["MAX_DEVICES_PER_USER"]
+    stale = list(
+        PushSubscription.objects.filter(user=user)
+        .order_by("-updated_at", "-pk")
+        .values_list("pk", flat=True)[cap:]
+    )
+    if stale:
+        PushSubscription.objects.filter(pk__in=stale).delete()
+        PUSH_DEVICES_REPLACED.inc(len(stale))
+        logger.info(
+            "User %s over %d push devices: %d removed", user.pk, cap, len(stale)
+        )
+    return len(stale)
 
 
 @transaction.atomic
@@ -302,7 +337,9 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     status = answer.status
     fields = {"last_status": status, "updated_at": timezone.now()}
     reason = "refused"
-    if status is not None and 200 <= status < 300:
+    if not answer.allowed:  # nothing sent; kept, as the allow-list may change back
+        state, reason = State.FAILED, "not_allowed"
+    elif status is not None and 200 <= status < 300:
         state = State.SENT
     elif status in GONE_STATUSES:
         state, reason = State.GONE, "gone"

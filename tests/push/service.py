@@ -50,10 +50,25 @@ class PushRequest:
     body: bytes
     status: int
     at: float
+    # A streamed answer: body bytes written so far; True once all were written,
+    # False when the client closed the connection first.
+    sent: int = 0
+    finished: bool | None = None
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A scripted answer whose body of ``size`` bytes goes out ``chunk`` bytes at a
+    time, ``every_s`` apart: a trickling or a flooding push service."""
+
+    size: int
+    chunk: int
+    every_s: float = 0.0
+    status: int = 201
 
 
 class PushService:
-    """A push service on 127.0.0.1 answering ``POST /push/<token>``."""
+    """A push service on 127.0.0.1 answering ``POST /push/<token>`` (and any POST)."""
 
     def __init__(self) -> None:
         self.requests: list[PushRequest] = []
@@ -76,7 +91,8 @@ class PushService:
             loop = asyncio.new_event_loop()
             self._loop = loop
             app = web.Application()
-            app.router.add_post("/push/{token}", self._handle)
+            # Every path: a push sent anywhere on this host is seen and recorded.
+            app.router.add_post("/{path:.*}", self._handle)
             runner = web.AppRunner(app)
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.SockSite(runner, self._sock).start())
@@ -96,27 +112,56 @@ class PushService:
         if self._thread is not None:
             self._thread.join(10)
 
-    def script(self, path: str, *answers: tuple[int, dict[str, str]]) -> None:
-        """Answer the next requests to ``path`` with these statuses and headers."""
+    def script(
+        self, path: str, *answers: tuple[int, dict[str, str]] | Streamed
+    ) -> None:
+        """Answer the next requests to ``path`` with these statuses and headers, or
+        streamed bodies."""
         with self._changed:
             self.scripts.setdefault(path, []).extend(answers)
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         with self._changed:
             queue = self.scripts.get(request.path)
-            status, headers = queue.pop(0) if queue else (201, {})
-            self.requests.append(
-                PushRequest(
-                    request.path,
-                    request.headers.copy(),
-                    body,
-                    status,
-                    time.monotonic(),
-                )
+            answer = queue.pop(0) if queue else (201, {})
+            status, headers = (
+                (answer.status, {}) if isinstance(answer, Streamed) else answer
             )
+            record = PushRequest(
+                request.path, request.headers.copy(), body, status, time.monotonic()
+            )
+            self.requests.append(record)
             self._changed.notify_all()
+        if isinstance(answer, Streamed):
+            return await self._stream(request, record, answer)
         return web.Response(status=status, headers=headers)
+
+    async def _stream(
+        self, request: web.Request, record: PushRequest, answer: Streamed
+    ) -> web.StreamResponse:
+        """Send a streamed answer, recording how far it got before the client left."""
+        response = web.StreamResponse(
+            status=answer.status, headers={"Content-Length": str(answer.size)}
+        )
+        finished = False
+        try:
+            await response.prepare(request)
+            while record.sent < answer.size:
+                part = b"x" * min(answer.chunk, answer.size - record.sent)
+                await response.write(part)
+                record.sent += len(part)
+                if answer.every_s:
+                    await asyncio.sleep(answer.every_s)  # the service trickles
+            await response.write_eof()
+            finished = True
+        except ConnectionError:
+            pass  # the client closed the connection mid-answer
+        finally:
+            with self._changed:
+                record.finished = finished
+                self._changed.notify_all()
+        return response
 
     def to(self, path: str) -> list[PushRequest]:
         with self._changed:

@@ -4,7 +4,7 @@ decrypt what arrives. Who gets a push, what it carries, and how failures go."""
 import pytest
 
 from tests.live import Peer
-from tests.push.conftest import PUSH_SUBJECT, PUSH_TTL_S
+from tests.push.conftest import PUSH_MAX_DEVICES, PUSH_SUBJECT, PUSH_TTL_S
 from tests.push.service import Browser, check_push
 
 pytestmark = pytest.mark.live
@@ -169,3 +169,75 @@ async def test_throttled_and_failing_service_is_retried_and_delivers_once(
     settle = await push_api.post_message(alice, bam["id"], "settles the queue")
     await browser.wait_push(settle["id"])
     assert len(browser.delivered_for(message["id"])) == 1
+
+
+async def test_devices_past_the_cap_replace_the_oldest_registered(
+    push_api, push_service
+):
+    alice, bob = await push_api.account("alice"), await push_api.account("bob")
+    bam = await push_api.bam(alice, bob)
+    browsers = [Browser(push_service) for _ in range(PUSH_MAX_DEVICES + 5)]
+    for browser in browsers[:PUSH_MAX_DEVICES]:
+        await subscribe(push_api, bob, browser)
+    # Registering the first again makes it the most recently registered.
+    await push_api.request(
+        "POST",
+        "/push/subscriptions",
+        token=bob.access,
+        json=browsers[0].subscription(),
+        expect=200,
+    )
+    for browser in browsers[PUSH_MAX_DEVICES:]:
+        await subscribe(push_api, bob, browser)
+
+    gone, kept = browsers[1:6], [browsers[0], *browsers[6:]]
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=bob.access, expect=200
+    )
+    assert len(listed) == PUSH_MAX_DEVICES
+    assert {s["endpoint"] for s in listed} == {b.endpoint for b in kept}
+
+    message = await push_api.post_message(alice, bam["id"], "to every device")
+    for browser in kept:
+        await browser.wait_push(message["id"])
+    settle = await push_api.post_message(alice, bam["id"], "settles the queue")
+    for browser in kept:
+        await browser.wait_push(settle["id"])
+    assert sum(len(push_service.to(b.path)) for b in browsers) == 2 * PUSH_MAX_DEVICES
+    assert all(push_service.to(b.path) == [] for b in gone)
+
+
+async def test_the_endpoint_is_stored_and_sent_as_its_normalised_url(
+    push_api, push_service
+):
+    alice, bob = await push_api.account("alice"), await push_api.account("bob")
+    bam = await push_api.bam(alice, bob)
+    browser = Browser(push_service)
+    spelled = browser.endpoint.replace(
+        f"http://127.0.0.1:{push_service.port}",
+        f"HTTP://127.0.0.1:0{push_service.port}",
+    )
+    _, stored = await push_api.request(
+        "POST",
+        "/push/subscriptions",
+        token=bob.access,
+        json={**browser.subscription(), "endpoint": spelled},
+        expect=201,
+    )
+    assert stored["endpoint"] == browser.endpoint
+    _, listed = await push_api.request(
+        "GET", "/push/subscriptions", token=bob.access, expect=200
+    )
+    assert [s["endpoint"] for s in listed] == [browser.endpoint]
+
+    message = await push_api.post_message(alice, bam["id"], "to the checked host")
+    await browser.wait_push(message["id"])
+    [request] = push_service.to(browser.path)
+    assert request.headers["Host"] == f"127.0.0.1:{push_service.port}"
+    check_push(
+        request,
+        vapid_key=await vapid_key(push_api, bob),
+        origin=push_service.origin,
+        ttl=PUSH_TTL_S,
+        subject=PUSH_SUBJECT,
+    )
