@@ -224,6 +224,38 @@ async def test_range_and_etag(api):
     assert stale.status == 200 and stale.body == data
 
 
+async def test_range_on_an_empty_file_is_ignored(api):
+    # RFC 9110 14.2: a server MAY ignore Range when the representation has no
+    # content; a 206 could not even spell the range (14.4 has no empty range).
+    alice, _, bam = await pair(api)
+    _, att = await upload(api, alice, bam["id"], b"", "empty.bin", "text/plain")
+    assert att["size"] == 0, att
+    for spec in ("bytes=-5", "bytes=0-", "bytes=0-0", "bytes=-0"):
+        got = await download(api, att["url"], Range=spec)
+        assert (got.status, got.body) == (200, b""), (spec, got.status, got.headers)
+        assert "Content-Range" not in got.headers, spec
+
+
+async def test_range_numbers_of_any_length_are_read_not_a_500(api):
+    alice, _, bam = await pair(api)
+    data = PDF + os.urandom(1000)
+    _, att = await upload(api, alice, bam["id"], data, "d.pdf", "application/pdf")
+    huge, size = "9" * 5000, len(data)
+    cases = {
+        f"bytes=0-{huge}": (206, f"bytes 0-{size - 1}/{size}", data),
+        f"bytes=-{huge}": (206, f"bytes 0-{size - 1}/{size}", data),
+        f"bytes={'0' * 5000}5-9": (206, f"bytes 5-9/{size}", data[5:10]),
+        f"bytes={huge}-": (416, f"bytes */{size}", None),
+        f"bytes={huge}-{huge}": (416, f"bytes */{size}", None),
+    }
+    for spec, (status, content_range, body) in cases.items():
+        got = await download(api, att["url"], Range=spec)
+        assert got.status == status, (spec[:20], got.status, got.body[:200])
+        assert got.headers["Content-Range"] == content_range, spec[:20]
+        if body is not None:
+            assert got.body == body, spec[:20]
+
+
 async def test_message_with_attachments_live_in_history_and_replay(api, peers):
     alice, bob, bam = await pair(api)
     _, photo = await upload(api, alice, bam["id"], png(500, 250), "p.png", "image/png")
