@@ -170,15 +170,17 @@ def attachment_payload(attachment: Attachment) -> dict:
 
 
 def attachment_for_download(*, attachment_id, user, sig, variant: str) -> Attachment:
-    """The attachment if ``sig`` is valid or ``user`` takes part in its BAM; NotFound
-    otherwise (outsiders learn nothing, expired signatures included)."""
+    """The attachment if ``sig`` is valid, or if ``user`` takes part in its BAM and
+    it is in a message (until then, only its uploader may read it); NotFound
+    otherwise, so outsiders learn nothing (expired signatures included)."""
     pk = parse_id(attachment_id, what="attachment")
     attachment = Attachment.objects.filter(pk=pk).first()
     if attachment is None:
         raise NotFound("No such attachment.")
     allowed = signature_valid(attachment_id=pk, variant=variant, sig=sig)
     if not allowed and user is not None and user.is_authenticated:
-        allowed = is_participant(bam_id=attachment.bam_id, user_id=user.pk)
+        shown = attachment.message_id is not None or attachment.uploader_id == user.pk
+        allowed = shown and is_participant(bam_id=attachment.bam_id, user_id=user.pk)
     if not allowed or (variant == THUMBNAIL and not attachment.thumbnail):
         raise NotFound("No such attachment.")
     return attachment

@@ -155,7 +155,7 @@ async def test_upload_without_a_file_is_invalid(api):
 
 
 async def test_outsiders_get_404_and_participants_use_their_token(api):
-    alice, bob, bam = await pair(api)
+    alice, _, bam = await pair(api)
     outsider = await api.account("eve")
     status, _ = await upload(api, outsider, bam["id"], PDF, "x.pdf", "application/pdf")
     assert status == 404
@@ -165,13 +165,29 @@ async def test_outsiders_get_404_and_participants_use_their_token(api):
     assert (await download(api, bare)).status == 404
     assert (await download(api, bare, token=outsider.access)).status == 404
     assert (await download(api, bare + "?sig=forged:abc")).status == 404
-    assert (await download(api, bare, token=bob.access)).status == 200
+    assert (await download(api, bare, token=alice.access)).status == 200
     # A valid signature is for one attachment and one variant only.
     sig = att["url"].split("sig=", 1)[1]
     assert (await download(api, f"{bare}/thumbnail?sig={sig}")).status == 404
     assert (
         await download(api, f"/attachments/{int(att['id']) + 10_000}?sig={sig}")
     ).status == 404
+
+
+async def test_an_upload_not_yet_in_a_message_is_the_uploaders_alone(api):
+    alice, bob, bam = await pair(api)
+    _, att = await upload(api, alice, bam["id"], png(64, 48), "a.png", "image/png")
+    bare = [f"/attachments/{att['id']}", f"/attachments/{att['id']}/thumbnail"]
+    missing = await download(api, f"/attachments/{int(att['id']) + 10_000}")
+    for path in bare:
+        hidden = await download(api, path, token=bob.access)
+        # Exactly what an id that does not exist answers: nothing leaks.
+        assert (hidden.status, hidden.body) == (404, missing.body), path
+        assert (await download(api, path, token=alice.access)).status == 200, path
+    await api.post_message(alice, bam["id"], "", attachmentIds=[att["id"]])
+    for path in bare:
+        for who in (alice, bob):
+            assert (await download(api, path, token=who.access)).status == 200
 
 
 def _signature(attachment_id: str, variant: str, *, age_s: int) -> str:
