@@ -364,6 +364,10 @@ PUSH = {
 # Largest upload (bytes): over it the upload is refused with 413 ``too_large``, the
 # body read no further (messaging.uploads, bamchat.bodylimit).
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+# Bytes of one user's uploads not yet in a message (they are kept 24 h): over it an
+# upload is refused with 413 ``too_large``. Eight full-size uploads; at the upload
+# rate alone a user could otherwise hold 60 x 25 MiB a minute for a day.
+ATTACHMENT_QUOTA_BYTES = env_int("ATTACHMENT_QUOTA_BYTES", 200 * 1024 * 1024)
 # Lifetime of the signed ``url``/``thumbnailUrl`` in payloads.
 ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
 # Prefix of those URLs, e.g. https://chat.example.com; empty gives paths
