@@ -373,6 +373,22 @@ if PUSH["MAX_DEVICES_PER_USER"] < 1:
 # Largest upload (bytes): over it the upload is refused with 413 ``too_large``, the
 # body read no further (messaging.uploads, bamchat.bodylimit).
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+# Bytes of one user's uploads not yet in a message (they are kept 24 h): over it an
+# upload is refused with 413 ``too_large``. Eight full-size uploads; at the upload
+# rate alone a user could otherwise hold 60 x 25 MiB a minute for a day.
+ATTACHMENT_QUOTA_BYTES = env_int("ATTACHMENT_QUOTA_BYTES", 200 * 1024 * 1024)
+# Most pixels an uploaded image may decode to, all frames counted: more is refused
+# (400 on ``file``, before any decoding). A pixel takes up to 4 bytes once decoded,
+# so a decode at the limit holds about 100-200 MB; 25 Mpx takes a 24 Mpx camera's
+# photo (6000 x 4000). Pillow's own bomb check (89.5 Mpx) caps a higher setting.
+ATTACHMENT_MAX_IMAGE_PIXELS = env_int("ATTACHMENT_MAX_IMAGE_PIXELS", 25_000_000)
+# Images decoded at once per process (each up to the budget above); further
+# uploads wait for a free slot.
+ATTACHMENT_MAX_DECODES = env_int("ATTACHMENT_MAX_DECODES", 2)
+if ATTACHMENT_MAX_DECODES < 1:
+    raise ImproperlyConfigured(
+        f"ATTACHMENT_MAX_DECODES must be at least 1, got {ATTACHMENT_MAX_DECODES}."
+    )
 # Lifetime of the signed ``url``/``thumbnailUrl`` in payloads.
 ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
 # Prefix of those URLs, e.g. https://chat.example.com; empty gives paths

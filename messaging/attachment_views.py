@@ -35,6 +35,8 @@ STREAM_CHUNK_BYTES = 64 * 1024
 # Only types that browsers render as images are ever served inline.
 INLINE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Larger than any stored file; bigger Range positions are read as this one.
+POSITION_MAX = 10**18
 # Every type a download may carry: decoded images, recognised files, the rest.
 DOWNLOAD_TYPES = (*sorted(INLINE_TYPES), *(t for _, t in FILE_SIGNATURES), GENERIC_TYPE)
 DOWNLOAD_RESPONSES = {
@@ -183,7 +185,9 @@ def _range(request, *, etag: str, size: int):
     """(start, end) of a single satisfiable ``Range``, None for the whole file, or
     ``"unsatisfiable"``; several ranges, or a stale ``If-Range``, give the whole."""
     header = request.headers.get("Range")
-    if not header:
+    if not header or size == 0:
+        # RFC 9110 14.2: Range may be ignored when there is no content; a 206
+        # of nothing has no Content-Range that could say so.
         return None
     if_range = request.headers.get("If-Range")
     if if_range is not None and if_range.strip() != etag:
@@ -191,19 +195,27 @@ def _range(request, *, etag: str, size: int):
     match = SINGLE_RANGE.fullmatch(header.strip())
     if match is None:
         return None
-    first, last = match.groups()
-    if not first and not last:
+    first, last = (_position(digits) for digits in match.groups())
+    if first is None and last is None:
         return None
-    if not first:  # the final N bytes
-        length = int(last)
-        if length == 0:
+    if first is None:  # the final N bytes
+        if last == 0:
             return "unsatisfiable"
-        return max(size - length, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+        return max(size - last, 0), size - 1
+    if first >= size or (last is not None and last < first):
         return "unsatisfiable"
-    return start, end
+    return first, size - 1 if last is None else min(last, size - 1)
+
+
+def _position(digits: str) -> int | None:
+    """A ``Range`` position (None when absent) capped at POSITION_MAX, so a numeral
+    of any length is read without converting it whole (RFC 9110 14.1.2)."""
+    if not digits:
+        return None
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(POSITION_MAX)):
+        return POSITION_MAX
+    return min(int(digits), POSITION_MAX)
 
 
 class _Slice:

@@ -9,18 +9,21 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
-from bamchat.errors import NotFound, invalid
+from bamchat.errors import NotFound, TooLarge, invalid
 from messaging.imaging import inspect_upload
 from messaging.models import Attachment, Message
 from messaging.selectors import bam_get_for_participant, is_participant, parse_id
 
 logger = logging.getLogger(__name__)
+User = get_user_model()
 
 MAX_ATTACHMENTS_PER_MESSAGE = 10
 UNUSED_UPLOAD_TTL = timedelta(hours=24)  # the contract's lifetime of an unused upload
@@ -65,6 +68,7 @@ def attachment_upload(*, bam_id, uploader, upload) -> Attachment:
     bam = bam_get_for_participant(bam_id=bam_id, user=uploader)
     if upload is None or not hasattr(upload, "read"):
         raise invalid("file", "Send the file as the multipart field `file`.")
+    _check_quota(uploader=uploader, adding=upload.size)  # before any decoding
     inspected = inspect_upload(upload)
     saved: list[str] = []
     try:
@@ -82,23 +86,41 @@ def attachment_upload(*, bam_id, uploader, upload) -> Attachment:
         digest = _digest(body)
         file_name = default_storage.save(_storage_name(bam.pk), body)
         saved.append(file_name)
-        return Attachment.objects.create(
-            bam=bam,
-            uploader=uploader,
-            name=clean_file_name(getattr(upload, "name", "")),
-            size=body.size,
-            content_type=inspected.content_type,
-            kind=inspected.kind,
-            width=inspected.width,
-            height=inspected.height,
-            file=file_name,
-            thumbnail=thumb_name,
-            thumbnail_content_type=thumb_type,
-            digest=digest,
-        )
+        with transaction.atomic():
+            # One upload at a time per user from here on, so parallel uploads
+            # cannot pass the quota together.
+            User.objects.select_for_update().filter(pk=uploader.pk).first()
+            _check_quota(uploader=uploader, adding=body.size)
+            return Attachment.objects.create(
+                bam=bam,
+                uploader=uploader,
+                name=clean_file_name(getattr(upload, "name", "")),
+                size=body.size,
+                content_type=inspected.content_type,
+                kind=inspected.kind,
+                width=inspected.width,
+                height=inspected.height,
+                file=file_name,
+                thumbnail=thumb_name,
+                thumbnail_content_type=thumb_type,
+                digest=digest,
+            )
     except BaseException:
         storage_delete(saved)
         raise
+
+
+def _check_quota(*, uploader, adding: int) -> None:
+    """TooLarge when the user's uploads in no message yet, with ``adding`` bytes
+    more, would pass ATTACHMENT_QUOTA_BYTES."""
+    quota = settings.ATTACHMENT_QUOTA_BYTES
+    unsent = Attachment.objects.filter(uploader=uploader, message__isnull=True)
+    pending = unsent.aggregate(total=Sum("size"))["total"] or 0
+    if pending + adding > quota:
+        raise TooLarge(
+            f"Your uploads not yet sent take {pending} of your {quota} bytes: send "
+            "them in a message, or wait until unsent ones expire (24 h)."
+        )
 
 
 def storage_delete(names) -> None:
@@ -170,15 +192,17 @@ def attachment_payload(attachment: Attachment) -> dict:
 
 
 def attachment_for_download(*, attachment_id, user, sig, variant: str) -> Attachment:
-    """The attachment if ``sig`` is valid or ``user`` takes part in its BAM; NotFound
-    otherwise (outsiders learn nothing, expired signatures included)."""
+    """The attachment if ``sig`` is valid, or if ``user`` takes part in its BAM and
+    it is in a message (until then, only its uploader may read it); NotFound
+    otherwise, so outsiders learn nothing (expired signatures included)."""
     pk = parse_id(attachment_id, what="attachment")
     attachment = Attachment.objects.filter(pk=pk).first()
     if attachment is None:
         raise NotFound("No such attachment.")
     allowed = signature_valid(attachment_id=pk, variant=variant, sig=sig)
     if not allowed and user is not None and user.is_authenticated:
-        allowed = is_participant(bam_id=attachment.bam_id, user_id=user.pk)
+        shown = attachment.message_id is not None or attachment.uploader_id == user.pk
+        allowed = shown and is_participant(bam_id=attachment.bam_id, user_id=user.pk)
     if not allowed or (variant == THUMBNAIL and not attachment.thumbnail):
         raise NotFound("No such attachment.")
     return attachment

@@ -1,18 +1,30 @@
-"""What an uploaded file is, decided from its bytes: images are decoded with Pillow,
-re-encoded without metadata and given a thumbnail; anything else is a file."""
+"""What an uploaded file is, decided from its bytes: images are decoded with Pillow
+within a pixel budget, re-encoded without metadata and given a thumbnail; anything
+else is a file."""
 
 import io
 import logging
+import threading
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, ImageSequence
+from django.conf import settings
+from PIL import Image, ImageOps
 
-from bamchat.errors import invalid
+from bamchat.errors import Invalid, invalid
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_MAX_PX = 320  # the contract's thumbnail bound, on the longer side
+# Longest side decoded: Pillow keeps a pointer per row, so a PNG 1 px wide and 89 M
+# rows tall cost 3 GB whatever its pixel count; long screenshots stay below this.
+MAX_SIDE_PX = 30_000
+# Most frames re-encoded: past this, per-frame overhead outweighs the pixels
+# (1000 frames is 100 s at 10 frames a second).
+MAX_FRAMES = 1000
+# Formats whose every frame is decoded and re-encoded; of any other (an APNG) only
+# the first frame is kept.
+ANIMATED_FORMATS = ("GIF", "WEBP")
 # Formats we decode, with the content type their re-encoded bytes are served as.
 IMAGE_TYPES = {
     "JPEG": "image/jpeg",
@@ -63,20 +75,23 @@ def file_content_type(head: bytes) -> str:
 def inspect_upload(fileobj) -> Inspected:
     """Decide what an upload is; an image comes back stripped and with a thumbnail.
 
-    A decompression bomb (more pixels than Pillow's ``MAX_IMAGE_PIXELS``) is
-    refused as Invalid; anything Pillow cannot fully decode is a file.
+    An image whose decoding would pass the budget (ATTACHMENT_MAX_IMAGE_PIXELS over
+    all frames, MAX_SIDE_PX, MAX_FRAMES) is refused as Invalid before any pixel is
+    decoded; anything Pillow cannot fully decode is a file.
     """
     fileobj.seek(0)
     head = fileobj.read(SNIFF_BYTES)
     fileobj.seek(0)
     try:
         with warnings.catch_warnings():
-            # Pillow warns above MAX_IMAGE_PIXELS and errors above twice that;
-            # both are refused here.
+            # Pillow warns above its MAX_IMAGE_PIXELS and errors above twice that;
+            # both are refused here, whatever ATTACHMENT_MAX_IMAGE_PIXELS says.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return _inspect_image(fileobj)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise invalid("file", "Image too large to decode (too many pixels).") from None
+    except Invalid:
+        raise
     except _NotAnImage:
         pass
     except Exception as exc:  # Pillow raises many kinds on broken input
@@ -88,6 +103,33 @@ class _NotAnImage(Exception):
     pass
 
 
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _decode_slots() -> threading.BoundedSemaphore:
+    """This process's ATTACHMENT_MAX_DECODES slots: more decodes wait their turn."""
+    count = settings.ATTACHMENT_MAX_DECODES
+    with _slots_lock:
+        return _slots.setdefault(count, threading.BoundedSemaphore(count))
+
+
+def _check_decode_budget(*, width: int, height: int, frames: int) -> None:
+    """Invalid when decoding this many pixels and frames would pass the budget."""
+    limit = settings.ATTACHMENT_MAX_IMAGE_PIXELS
+    if (
+        max(width, height) > MAX_SIDE_PX
+        or frames > MAX_FRAMES
+        or width * height * frames > limit
+    ):
+        raise invalid(
+            "file",
+            f"Image too large to decode ({width}x{height} px, {frames} frame(s)): "
+            f"send one of at most {limit} pixels over all frames, "
+            f"{MAX_SIDE_PX} px a side and {MAX_FRAMES} frames.",
+        )
+
+
 def _inspect_image(fileobj) -> Inspected:
     try:
         source = Image.open(fileobj, formats=list(IMAGE_TYPES))
@@ -95,32 +137,38 @@ def _inspect_image(fileobj) -> Inspected:
         raise _NotAnImage from None
     with source:
         fmt = source.format
-        frames = getattr(source, "n_frames", 1)
-        if source.width * source.height * frames > Image.MAX_IMAGE_PIXELS:
-            raise Image.DecompressionBombError("too many pixels across frames")
-        source.load()  # a truncated or corrupt image fails here
-        if frames > 1 and fmt in ("GIF", "WEBP"):
-            data, first = _reencode_animated(source, fmt)
-        else:
-            first = _clean_copy(ImageOps.exif_transpose(source))
-            data = _encode(first, fmt)
-    thumbnail = _thumbnail(first)
+        frames = getattr(source, "n_frames", 1) if fmt in ANIMATED_FORMATS else 1
+        _check_decode_budget(width=source.width, height=source.height, frames=frames)
+        with _decode_slots():
+            if frames > 1:
+                data, first = _reencode_animated(source, fmt)
+            else:
+                first = _decode_still(source)
+                data = _encode(first, fmt)
+            width, height = first.size
+            thumbnail = _thumbnail(first)
     return Inspected(
         kind="image",
         content_type=IMAGE_TYPES[fmt],
-        width=first.width,
-        height=first.height,
+        width=width,
+        height=height,
         image=Encoded(data, IMAGE_TYPES[fmt]),
         thumbnail=thumbnail,
     )
 
 
-def _clean_copy(image: Image.Image) -> Image.Image:
-    """A copy of the pixels with no metadata (EXIF, XMP, ICC, text chunks)."""
-    clean = image.copy()
+def _strip(image: Image.Image) -> Image.Image:
+    """The image with no metadata left (EXIF, XMP, ICC, comments, text chunks)."""
     # Palette transparency is pixel data, not metadata: keep it.
-    clean.info = {k: v for k, v in image.info.items() if k in KEPT_INFO}
-    return clean
+    image.info = {k: v for k, v in image.info.items() if k in KEPT_INFO}
+    return image
+
+
+def _decode_still(source: Image.Image) -> Image.Image:
+    """The pixels, upright and stripped, in the one copy Pillow decoded."""
+    source.load()  # a truncated or corrupt image fails here
+    ImageOps.exif_transpose(source, in_place=True)
+    return _strip(source)
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:
@@ -137,20 +185,26 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
 
 
 def _reencode_animated(source: Image.Image, fmt: str) -> tuple[bytes, Image.Image]:
+    """Every frame re-encoded without metadata, and the first frame (stripped)."""
     durations = [info.get("duration", 100) for info in _frame_infos(source)]
-    frames = [
-        _clean_copy(frame.convert("RGBA")) for frame in ImageSequence.all_frames(source)
-    ]
+    first = _strip(source.convert("RGBA"))
     out = io.BytesIO()
-    frames[0].save(
+    first.save(
         out,
         format=fmt,
         save_all=True,
-        append_images=frames[1:],
+        append_images=_later_frames(source),
         duration=durations,
         loop=source.info.get("loop", 0),
     )
-    return out.getvalue(), frames[0]
+    return out.getvalue(), first
+
+
+def _later_frames(source: Image.Image):
+    """The frames after the first, decoded one at a time as they are written."""
+    for index in range(1, source.n_frames):
+        source.seek(index)
+        yield _strip(source.convert("RGBA"))
 
 
 def _frame_infos(source: Image.Image) -> list[dict]:
@@ -163,13 +217,14 @@ def _frame_infos(source: Image.Image) -> list[dict]:
 
 
 def _thumbnail(image: Image.Image) -> Encoded:
-    thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX))
+    """A thumbnail of at most THUMBNAIL_MAX_PX a side, shrinking ``image`` in place
+    (by ``reduce`` first where the size allows: no copy of the full image)."""
+    image.thumbnail((THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX))
     out = io.BytesIO()
-    if thumb.mode in ("RGBA", "LA", "P", "PA"):
-        thumb.save(out, format="PNG", optimize=True)
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image.save(out, format="PNG", optimize=True)
         return Encoded(out.getvalue(), "image/png")
-    if thumb.mode not in ("RGB", "L"):
-        thumb = thumb.convert("RGB")
-    thumb.save(out, format="JPEG", quality=85)
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    image.save(out, format="JPEG", quality=85)
     return Encoded(out.getvalue(), "image/jpeg")

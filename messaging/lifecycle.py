@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
+from bamchat.text import check_storable_text
 from messaging.attachments import message_attachments_delete
 from messaging.models import Bam, Membership, Message, MessageEvent, Reaction
 from messaging.selectors import parse_id, unread_count
@@ -33,6 +34,7 @@ def clean_emoji(value) -> str:
     ``:shortcode:`` of ``[a-z0-9_+-]{1,32}``."""
     if not isinstance(value, str) or not value:
         raise invalid("emoji", "emoji must be one emoji or a :shortcode:.")
+    check_storable_text(value, field="emoji")
     if SHORTCODE.fullmatch(value):
         return value
     if len(value.encode("utf-8")) > EMOJI_MAX_BYTES or not GRAPHEME.fullmatch(value):

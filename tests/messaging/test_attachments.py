@@ -155,7 +155,7 @@ async def test_upload_without_a_file_is_invalid(api):
 
 
 async def test_outsiders_get_404_and_participants_use_their_token(api):
-    alice, bob, bam = await pair(api)
+    alice, _, bam = await pair(api)
     outsider = await api.account("eve")
     status, _ = await upload(api, outsider, bam["id"], PDF, "x.pdf", "application/pdf")
     assert status == 404
@@ -165,13 +165,29 @@ async def test_outsiders_get_404_and_participants_use_their_token(api):
     assert (await download(api, bare)).status == 404
     assert (await download(api, bare, token=outsider.access)).status == 404
     assert (await download(api, bare + "?sig=forged:abc")).status == 404
-    assert (await download(api, bare, token=bob.access)).status == 200
+    assert (await download(api, bare, token=alice.access)).status == 200
     # A valid signature is for one attachment and one variant only.
     sig = att["url"].split("sig=", 1)[1]
     assert (await download(api, f"{bare}/thumbnail?sig={sig}")).status == 404
     assert (
         await download(api, f"/attachments/{int(att['id']) + 10_000}?sig={sig}")
     ).status == 404
+
+
+async def test_an_upload_not_yet_in_a_message_is_the_uploaders_alone(api):
+    alice, bob, bam = await pair(api)
+    _, att = await upload(api, alice, bam["id"], png(64, 48), "a.png", "image/png")
+    bare = [f"/attachments/{att['id']}", f"/attachments/{att['id']}/thumbnail"]
+    missing = await download(api, f"/attachments/{int(att['id']) + 10_000}")
+    for path in bare:
+        hidden = await download(api, path, token=bob.access)
+        # Exactly what an id that does not exist answers: nothing leaks.
+        assert (hidden.status, hidden.body) == (404, missing.body), path
+        assert (await download(api, path, token=alice.access)).status == 200, path
+    await api.post_message(alice, bam["id"], "", attachmentIds=[att["id"]])
+    for path in bare:
+        for who in (alice, bob):
+            assert (await download(api, path, token=who.access)).status == 200
 
 
 def _signature(attachment_id: str, variant: str, *, age_s: int) -> str:
@@ -222,6 +238,38 @@ async def test_range_and_etag(api):
     assert cached.headers["ETag"] == etag
     stale = await download(api, att["url"], **{"If-None-Match": '"other"'})
     assert stale.status == 200 and stale.body == data
+
+
+async def test_range_on_an_empty_file_is_ignored(api):
+    # RFC 9110 14.2: a server MAY ignore Range when the representation has no
+    # content; a 206 could not even spell the range (14.4 has no empty range).
+    alice, _, bam = await pair(api)
+    _, att = await upload(api, alice, bam["id"], b"", "empty.bin", "text/plain")
+    assert att["size"] == 0, att
+    for spec in ("bytes=-5", "bytes=0-", "bytes=0-0", "bytes=-0"):
+        got = await download(api, att["url"], Range=spec)
+        assert (got.status, got.body) == (200, b""), (spec, got.status, got.headers)
+        assert "Content-Range" not in got.headers, spec
+
+
+async def test_range_numbers_of_any_length_are_read_not_a_500(api):
+    alice, _, bam = await pair(api)
+    data = PDF + os.urandom(1000)
+    _, att = await upload(api, alice, bam["id"], data, "d.pdf", "application/pdf")
+    huge, size = "9" * 5000, len(data)
+    cases = {
+        f"bytes=0-{huge}": (206, f"bytes 0-{size - 1}/{size}", data),
+        f"bytes=-{huge}": (206, f"bytes 0-{size - 1}/{size}", data),
+        f"bytes={'0' * 5000}5-9": (206, f"bytes 5-9/{size}", data[5:10]),
+        f"bytes={huge}-": (416, f"bytes */{size}", None),
+        f"bytes={huge}-{huge}": (416, f"bytes */{size}", None),
+    }
+    for spec, (status, content_range, body) in cases.items():
+        got = await download(api, att["url"], Range=spec)
+        assert got.status == status, (spec[:20], got.status, got.body[:200])
+        assert got.headers["Content-Range"] == content_range, spec[:20]
+        if body is not None:
+            assert got.body == body, spec[:20]
 
 
 async def test_message_with_attachments_live_in_history_and_replay(api, peers):

@@ -10,13 +10,16 @@ pytestmark = pytest.mark.live
 
 LIMIT = 1000
 UPLOADS_PER_MINUTE = 4
+QUOTA = 2 * LIMIT
 
 
 @pytest.fixture(scope="module")
 def small_server():
-    """A live server that takes uploads of at most LIMIT bytes."""
+    """A live server that takes uploads of at most LIMIT bytes, QUOTA pending."""
     deployment = Deployment(
-        ATTACHMENT_MAX_BYTES=str(LIMIT), UPLOAD_RATE=f"{UPLOADS_PER_MINUTE}/min"
+        ATTACHMENT_MAX_BYTES=str(LIMIT),
+        ATTACHMENT_QUOTA_BYTES=str(QUOTA),
+        UPLOAD_RATE=f"{UPLOADS_PER_MINUTE}/min",
     )
     try:
         yield deployment.start_server("small-uploads")
@@ -72,3 +75,21 @@ async def test_uploads_per_user_are_rate_limited(small_api):
     assert status == 429, body
     status, _ = await upload(small_api, other, bam["id"], b"x", "a.bin", "text/plain")
     assert status == 201  # per user
+
+
+async def test_pending_uploads_over_the_quota_are_413_too_large(small_api):
+    me = await small_api.account()
+    bam = await small_api.bam(me)
+    kept = []
+    for _ in range(QUOTA // LIMIT):
+        status, att = await upload(
+            small_api, me, bam["id"], b"x" * LIMIT, "a.bin", "text/plain"
+        )
+        assert status == 201, att
+        kept.append(att["id"])
+    status, body = await upload(small_api, me, bam["id"], b"x", "b.bin", "text/plain")
+    assert status == 413, body
+    assert body["code"] == "too_large", body
+    await small_api.post_message(me, bam["id"], "", attachmentIds=kept[:1])
+    status, body = await upload(small_api, me, bam["id"], b"x", "c.bin", "text/plain")
+    assert status == 201, body

@@ -159,3 +159,20 @@ def test_the_cleanup_runs_on_the_task_queue_once_per_period(settings):
     cache.clear()
     assert attachments_cleanup_task.module_path in enqueue_due_periodic()
     assert attachments_cleanup_task.module_path not in enqueue_due_periodic()
+
+
+def test_pending_uploads_are_held_to_the_users_quota(settings):
+    from bamchat.errors import TooLarge
+
+    settings.ATTACHMENT_QUOTA_BYTES = 3 * len(PDF)
+    user, other = UserFactory(), UserFactory()
+    bam = BamFactory(owner=user, members=[other])
+    first, _, _ = (_upload(bam, user) for _ in range(3))
+    with pytest.raises(TooLarge) as refused:
+        _upload(bam, user)
+    assert "send" in refused.value.message  # it says what to do
+    assert Attachment.objects.filter(uploader=user).count() == 3
+    assert len(default_storage.listdir(f"attachments/{bam.pk}")[1]) == 3
+    _upload(bam, other)  # per user
+    message_create(bam_id=bam.pk, sender=user, content="", attachment_ids=[first.pk])
+    _upload(bam, user)  # an upload in a message no longer counts

@@ -100,7 +100,8 @@ def test_emoji_that_are_accepted(trio, emoji):
 
 
 @pytest.mark.parametrize(
-    "emoji", ["", "a", "👍👍", "👍 ", ":Thumbs:", "::", "x" * 40, 5, None, "\x00"]
+    "emoji",
+    ["", "a", "👍👍", "👍 ", ":Thumbs:", "::", "x" * 40, 5, None, "\x00", "\ud83d"],
 )
 def test_emoji_that_are_refused(trio, emoji):
     _owner, alice, bob, bam = trio

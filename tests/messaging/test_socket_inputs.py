@@ -71,3 +71,17 @@ async def test_unstorable_input_is_refused_not_internal(api, peers, payload, cod
         "GET", f"/bams/{bam['id']}/messages", token=alice.access, expect=200
     )
     assert history["results"] == []
+
+
+async def test_react_with_a_lone_surrogate_is_invalid_not_internal(api, peers):
+    alice = await api.account("react")
+    bam = await api.bam(alice)
+    sent = await api.post_message(alice, bam["id"], "hi")
+    a = await peers(alice)
+    ack = await a.call("react", {"messageId": sent["id"], "emoji": "\ud83d"})
+    assert error_code(ack) == "invalid", ack
+    assert "emoji" in ack["error"]["fields"], ack
+    _, history = await api.request(
+        "GET", f"/bams/{bam['id']}/messages", token=alice.access, expect=200
+    )
+    assert history["results"][0]["reactions"] == []
