@@ -127,30 +127,47 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
+# How long a SQLite writer waits for another's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = env_float("SQLITE_BUSY_TIMEOUT_S", 20)
+
+
+def sqlite_database(name: str, options: dict | None = None) -> dict:
+    """The one SQLite configuration, whether the file comes from ``SQLITE_PATH`` or a
+    ``sqlite://`` ``DATABASE_URL`` (whose query options override single defaults)."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "CONN_MAX_AGE": None,  # one connection per thread, kept
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
+            # (up to the busy timeout) instead of failing with "database is locked"
+            # when a read inside a transaction turns into a write.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            **(options or {}),
+        },
+        "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH") or None},
+    }
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if DATABASE_URL:
+if not DATABASE_URL:
+    DATABASES = {
+        "default": sqlite_database(
+            os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+        )
+    }
+elif DATABASE_URL.startswith("sqlite:"):
+    parsed = dj_database_url.parse(DATABASE_URL)
+    DATABASES = {"default": sqlite_database(parsed["NAME"], parsed.get("OPTIONS"))}
+else:
     # Persistent connections: realtime handlers reach the database many times a
     # second, and a new connection per call would dominate their cost.
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL, conn_max_age=60, conn_health_checks=True
         )
-    }
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            "CONN_MAX_AGE": None,  # one connection per thread, kept
-            "OPTIONS": {
-                # IMMEDIATE takes the write lock at BEGIN, so concurrent writers
-                # queue instead of failing with "database is locked" mid-transaction.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH") or None},
-        }
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
