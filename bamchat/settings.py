@@ -354,6 +354,11 @@ TASKS = {
 TASKS_IN_PROCESS_WORKER = os.environ.get("TASKS_IN_PROCESS_WORKER", "1") == "1"
 # An idle worker looks for due tasks this often (seconds).
 TASKS_WORKER_INTERVAL_S = env_float("TASKS_WORKER_INTERVAL_S", 1)
+# A run ending on a transient database error (a lock, a dropped connection, a
+# serialization failure or deadlock) runs again this many times at most, the first
+# after this many seconds, each wait doubled (bamchat.tasks).
+TASKS_TRANSIENT_RETRIES = env_int("TASKS_TRANSIENT_RETRIES", 5)
+TASKS_TRANSIENT_RETRY_BASE_S = env_float("TASKS_TRANSIENT_RETRY_BASE_S", 1)
 
 # --- Push notifications -------------------------------------------------------------
 PUSH = {
