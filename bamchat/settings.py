@@ -386,6 +386,19 @@ PUSH = {
 # Largest upload (bytes): over it the upload is refused with 413 ``too_large``, the
 # body read no further (messaging.uploads, bamchat.bodylimit).
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+# Largest request body (bytes) of a request with credentials (an Authorization
+# header or the session cookie), on any path: uploads are the biggest legitimate
+# bodies. Without credentials: logins and registrations are tiny, and a Socket.IO
+# long-polling POST is at most REALTIME_MAX_PAYLOAD_BYTES. Over either, 413
+# ``too_large``, under daphne before the body is read (bamchat.bodylimit).
+HTTP_MAX_BODY_BYTES = env_int("HTTP_MAX_BODY_BYTES", ATTACHMENT_MAX_BYTES + 1024 * 1024)
+HTTP_MAX_ANONYMOUS_BODY_BYTES = env_int("HTTP_MAX_ANONYMOUS_BODY_BYTES", 1024 * 1024)
+if HTTP_MAX_ANONYMOUS_BODY_BYTES < REALTIME["MAX_PAYLOAD_BYTES"]:
+    raise ImproperlyConfigured(
+        "HTTP_MAX_ANONYMOUS_BODY_BYTES is below REALTIME_MAX_PAYLOAD_BYTES, so "
+        "Socket.IO long-polling clients (whose requests carry no credentials) would "
+        "be refused; raise it to at least that."
+    )
 # Lifetime of the signed ``url``/``thumbnailUrl`` in payloads.
 ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)
 # Prefix of those URLs, e.g. https://chat.example.com; empty gives paths
