@@ -10,4 +10,8 @@ class BamchatConfig(AppConfig):
     def ready(self) -> None:
         from bamchat.logs import install_access_log_redaction
 
-        install_access_log_redaction()
+        install_access_log_redaction()  # imports daphne's server (and its reactor)
+
+        from bamchat.daphne_request import install_body_limits
+
+        install_body_limits()

@@ -19,7 +19,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from bamchat.bodylimit import BodySizeLimit  # noqa: E402
+from bamchat.bodylimit import BodySizeLimit, request_body_limit  # noqa: E402
 from messaging.uploads import MULTIPART_OVERHEAD_BYTES  # noqa: E402
 from realtime.asgi import ProcessStarter, SocketGate  # noqa: E402
 from realtime.autobahn_logs import cheap_autobahn_debug_text  # noqa: E402
@@ -31,17 +31,22 @@ socketio_app = SocketGate(socketio.ASGIApp(sio, socketio_path="socket.io"), sio)
 django_app = BodySizeLimit(
     django_asgi_app,
     path=r"^/bams/[^/]+/attachments/?$",
-    limit=lambda: settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES,
+    limit=lambda scope: settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES,
 )
 
 application = ProcessStarter(
     ProtocolTypeRouter(
         {
-            "http": URLRouter(
-                [
-                    re_path(r"^socket\.io/", socketio_app),
-                    re_path(r"", django_app),
-                ]
+            # Every body within the general limits; daphne applies them already
+            # while the body arrives (bamchat.daphne_request), other servers here.
+            "http": BodySizeLimit(
+                URLRouter(
+                    [
+                        re_path(r"^socket\.io/", socketio_app),
+                        re_path(r"", django_app),
+                    ]
+                ),
+                limit=lambda scope: request_body_limit(scope["headers"]),
             ),
             "websocket": URLRouter([re_path(r"^socket\.io/", socketio_app)]),
         }

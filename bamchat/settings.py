@@ -127,30 +127,47 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
+# How long a SQLite writer waits for another's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = env_float("SQLITE_BUSY_TIMEOUT_S", 20)
+
+
+def sqlite_database(name: str, options: dict | None = None) -> dict:
+    """The one SQLite configuration, whether the file comes from ``SQLITE_PATH`` or a
+    ``sqlite://`` ``DATABASE_URL`` (whose query options override single defaults)."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "CONN_MAX_AGE": None,  # one connection per thread, kept
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
+            # (up to the busy timeout) instead of failing with "database is locked"
+            # when a read inside a transaction turns into a write.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            **(options or {}),
+        },
+        "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH") or None},
+    }
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if DATABASE_URL:
+if not DATABASE_URL:
+    DATABASES = {
+        "default": sqlite_database(
+            os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+        )
+    }
+elif DATABASE_URL.startswith("sqlite:"):
+    parsed = dj_database_url.parse(DATABASE_URL)
+    DATABASES = {"default": sqlite_database(parsed["NAME"], parsed.get("OPTIONS"))}
+else:
     # Persistent connections: realtime handlers reach the database many times a
     # second, and a new connection per call would dominate their cost.
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL, conn_max_age=60, conn_health_checks=True
         )
-    }
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            "CONN_MAX_AGE": None,  # one connection per thread, kept
-            "OPTIONS": {
-                # IMMEDIATE takes the write lock at BEGIN, so concurrent writers
-                # queue instead of failing with "database is locked" mid-transaction.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH") or None},
-        }
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -337,6 +354,11 @@ TASKS = {
 TASKS_IN_PROCESS_WORKER = os.environ.get("TASKS_IN_PROCESS_WORKER", "1") == "1"
 # An idle worker looks for due tasks this often (seconds).
 TASKS_WORKER_INTERVAL_S = env_float("TASKS_WORKER_INTERVAL_S", 1)
+# A run ending on a transient database error (a lock, a dropped connection, a
+# serialization failure or deadlock) runs again this many times at most, the first
+# after this many seconds, each wait doubled (bamchat.tasks).
+TASKS_TRANSIENT_RETRIES = env_int("TASKS_TRANSIENT_RETRIES", 5)
+TASKS_TRANSIENT_RETRY_BASE_S = env_float("TASKS_TRANSIENT_RETRY_BASE_S", 1)
 
 # --- Push notifications -------------------------------------------------------------
 PUSH = {
@@ -388,6 +410,19 @@ ATTACHMENT_MAX_DECODES = env_int("ATTACHMENT_MAX_DECODES", 2)
 if ATTACHMENT_MAX_DECODES < 1:
     raise ImproperlyConfigured(
         f"ATTACHMENT_MAX_DECODES must be at least 1, got {ATTACHMENT_MAX_DECODES}."
+    )
+# Largest request body (bytes) of a request with credentials (an Authorization
+# header or the session cookie), on any path: uploads are the biggest legitimate
+# bodies. Without credentials: logins and registrations are tiny, and a Socket.IO
+# long-polling POST is at most REALTIME_MAX_PAYLOAD_BYTES. Over either, 413
+# ``too_large``, under daphne before the body is read (bamchat.bodylimit).
+HTTP_MAX_BODY_BYTES = env_int("HTTP_MAX_BODY_BYTES", ATTACHMENT_MAX_BYTES + 1024 * 1024)
+HTTP_MAX_ANONYMOUS_BODY_BYTES = env_int("HTTP_MAX_ANONYMOUS_BODY_BYTES", 1024 * 1024)
+if HTTP_MAX_ANONYMOUS_BODY_BYTES < REALTIME["MAX_PAYLOAD_BYTES"]:
+    raise ImproperlyConfigured(
+        "HTTP_MAX_ANONYMOUS_BODY_BYTES is below REALTIME_MAX_PAYLOAD_BYTES, so "
+        "Socket.IO long-polling clients (whose requests carry no credentials) would "
+        "be refused; raise it to at least that."
     )
 # Lifetime of the signed ``url``/``thumbnailUrl`` in payloads.
 ATTACHMENT_URL_TTL_S = env_int("ATTACHMENT_URL_TTL_S", 3600)

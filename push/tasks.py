@@ -1,14 +1,17 @@
 """Push work for the task queue (``bamchat.tasks``): plan a message's pushes, send
-one, send a test; and the periodic clean-up of old delivery records."""
+one, send a test; and the periodic clean-up of old delivery records.
+
+Each may run again after a transient database error (``bamchat.tasks.task``); a
+second run never pushes twice to a device: see each task's docstring.
+"""
 
 import logging
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from django_tasks import task
 
-from bamchat.tasks import periodic
+from bamchat.tasks import periodic, task
 from push import services
 from push.models import PushDelivery, PushSubscription
 
@@ -20,7 +23,12 @@ DELIVERY_KEEP_DAYS = 30
 
 @task()
 def push_fanout(message_id: int) -> int:
-    """Create a message's deliveries and enqueue one send per device."""
+    """Create a message's deliveries and enqueue one send per device.
+
+    Safe to run again: planning and enqueueing are one transaction, and a second
+    plan creates no delivery twice (unique per device and message) and enqueues
+    only deliveries never tried; a send enqueued twice is claimed once.
+    """
     # One transaction: the deliveries and their send tasks exist together or not.
     with transaction.atomic():
         planned = services.deliveries_plan(message_id=message_id)
@@ -35,13 +43,23 @@ def _retry(delivery_id: int, when) -> None:
 
 @task()
 def push_send(delivery_id: int) -> str:
-    """Send one delivery (at most once), retrying later on 429, 5xx or no answer."""
+    """Send one delivery (at most once), retrying later on 429, 5xx or no answer.
+
+    Safe to run again: the delivery is claimed with one conditional UPDATE (pending
+    and due → sending) before anything is sent, so a run after a failure before the
+    claim sends it, and one after the claim finds it taken and does nothing (a run
+    that failed past the claim leaves it ``sending``, as a worker that dies does).
+    """
     return services.delivery_send(delivery_id=delivery_id, retry=_retry)
 
 
 @task()
 def push_test(subscription_id: int) -> int | None:
-    """Send a test notification to one device (the admin's action); its HTTP status."""
+    """Send a test notification to one device (the admin's action); its HTTP status.
+
+    A run again after a failure past the send shows the device a second test
+    notification, which is harmless.
+    """
     subscription = PushSubscription.objects.filter(pk=subscription_id).first()
     if subscription is None:
         return None

@@ -211,7 +211,7 @@ class Deployment:
         self.pg: ThrowawayPostgres | None = None
         base_db = database_url or os.environ.get("DATABASE_URL")
         env_db: dict[str, str] = {}
-        if base_db:
+        if base_db and not base_db.startswith("sqlite:"):  # a run's own SQLite file
             self.pg = ThrowawayPostgres(base_db)
             env_db["DATABASE_URL"] = self.pg.create()
         else:

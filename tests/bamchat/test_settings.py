@@ -1,0 +1,55 @@
+"""Settings read from the environment: each way of naming a database configures it
+the same way."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.live import ROOT
+
+PRINT_DATABASE = (
+    "import json, bamchat.settings as s; "
+    "print(json.dumps(s.DATABASES['default'], sort_keys=True))"
+)
+
+
+def database_settings(**env: str) -> dict:
+    """``DATABASES['default']`` as the settings module builds it from ``env``."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "SQLITE_PATH", "SQLITE_BUSY_TIMEOUT_S")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PRINT_DATABASE],
+        cwd=ROOT,
+        env={**base, "DJANGO_SECRET_KEY": "x" * 50, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_a_sqlite_url_gets_the_same_settings_as_the_default_path(tmp_path):
+    path = str(tmp_path / "chat.sqlite3")
+    default = database_settings(SQLITE_PATH=path)
+    from_url = database_settings(DATABASE_URL=f"sqlite:///{path}")
+    assert from_url == default
+    assert default["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in default["OPTIONS"]["init_command"]
+
+
+def test_options_in_a_sqlite_url_override_single_defaults(tmp_path):
+    path = str(tmp_path / "chat.sqlite3")
+    default = database_settings(SQLITE_PATH=path)
+    from_url = database_settings(DATABASE_URL=f"sqlite:///{path}?timeout=3")
+    assert from_url["OPTIONS"] == {**default["OPTIONS"], "timeout": 3}
+
+
+def test_the_busy_timeout_is_one_setting_for_both_names(tmp_path):
+    path = str(tmp_path / "chat.sqlite3")
+    for env in ({"SQLITE_PATH": path}, {"DATABASE_URL": f"sqlite:///{path}"}):
+        options = database_settings(SQLITE_BUSY_TIMEOUT_S="0.5", **env)["OPTIONS"]
+        assert options["timeout"] == 0.5, env
