@@ -302,6 +302,14 @@ CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
 REALTIME = {
     # Engine.IO refuses a packet larger than this (bytes); the socket is closed.
     "MAX_PAYLOAD_BYTES": env_int("REALTIME_MAX_PAYLOAD_BYTES", 64 * 1024),
+    # Bytes a WebSocket client may leave unread in the server's buffer (beyond the
+    # kernel's); past it the connection is closed and the client catches up on
+    # reconnect. 4 MiB is seconds of the busiest BAMs for a slow phone, and caps
+    # what a client that never reads can cost (realtime.daphne_ws).
+    "OUTPUT_BUDGET_BYTES": env_int("REALTIME_OUTPUT_BUDGET_BYTES", 4 * 1024 * 1024),
+    # A join's replay sends at most this many bytes (and REPLAY_LIMIT events); the
+    # ack then says ``truncated`` and the client reads the rest over REST.
+    "REPLAY_MAX_BYTES": env_int("REALTIME_REPLAY_MAX_BYTES", 1024 * 1024),
     # Engine.IO heartbeat: a ping every interval; no pong within the timeout closes.
     "PING_INTERVAL_S": env_float("REALTIME_PING_INTERVAL_S", 25),
     "PING_TIMEOUT_S": env_float("REALTIME_PING_TIMEOUT_S", 20),

@@ -7,3 +7,6 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         from realtime import signals  # noqa: F401 - connects the model receivers
+        from realtime.daphne_ws import install_output_budget
+
+        install_output_budget()

@@ -17,6 +17,7 @@ import logging
 from collections import deque
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
@@ -26,9 +27,12 @@ from realtime.bus import TYPE_PREFIX, bam_group
 
 logger = logging.getLogger(__name__)
 
-# ``join-bam`` replays at most this many events; past it the ack says truncated
-# and the client reads the rest over REST.
+# ``join-bam`` replays at most this many events (and REALTIME_REPLAY_MAX_BYTES);
+# past it the ack says truncated and the client reads the rest over REST.
 REPLAY_LIMIT = 1000
+# A replay reads the history this many events at a time, so a long one is never
+# held in memory whole.
+REPLAY_PAGE = 100
 # When processes publish concurrently, a live event may overtake an earlier one
 # on the way here; it waits this long for it before the gap is filled from the
 # database (one query per gap instead of one per overtaking).
@@ -159,21 +163,28 @@ class BamStream:
 
     async def _replay(self, sid, after_seq, latest_seq, future) -> None:
         try:
-            after_seq = min(after_seq, latest_seq)
-            events = await self.relay.history(
-                self.bam_id, after=after_seq, limit=REPLAY_LIMIT + 1
-            )
-            truncated = len(events) > REPLAY_LIMIT
-            events = events[:REPLAY_LIMIT]
-            if sid in self.upto:
-                for event, data in events:
-                    await self.relay.send(event, data, [sid])
-            last = events[-1][1]["seq"] if events else after_seq
+            last = min(after_seq, latest_seq)
+            budget = settings.REALTIME["REPLAY_MAX_BYTES"]
+            sent = sent_bytes = 0
+            truncated = False
+            while sid in self.upto and not truncated:
+                page = await self.relay.history(
+                    self.bam_id, after=last, limit=REPLAY_PAGE
+                )
+                for event, data in page:
+                    if sent >= REPLAY_LIMIT or sent_bytes >= budget:
+                        truncated = True
+                        break
+                    sent_bytes += await self.relay.send(event, data, [sid])
+                    sent += 1
+                    last = data["seq"]
+                if len(page) < REPLAY_PAGE:
+                    break
             if truncated:
                 last = max(last, latest_seq)
             if sid in self.upto:
                 self.upto[sid] = last
-            result = {"missed": len(events), "lastSeq": last}
+            result = {"missed": sent, "lastSeq": last}
             if truncated:
                 result["truncated"] = True
         except Exception as exc:
@@ -238,10 +249,11 @@ class Relay:
         )
 
     # -- sending --------------------------------------------------------------------
-    async def send(self, event: str, data, sids) -> None:
-        """Send one event to local sockets, encoding the packet once."""
+    async def send(self, event: str, data, sids) -> int:
+        """Send one event to local sockets, encoding the packet once; the bytes
+        of the packet."""
         if not sids:
-            return
+            return 0
         encoded = self.server.packet_class(
             sio_packet.EVENT, namespace="/", data=[event, data]
         ).encode()
@@ -255,6 +267,7 @@ class Relay:
                 await eio.send_packet(info.eio_sid, pkt)
                 sent += 1
         metrics.emitted.count(event, sent)
+        return len(encoded)
 
     # -- bus messages ---------------------------------------------------------------
     async def realtime_bam_event(self, message: dict) -> None:

@@ -53,6 +53,11 @@ PUBLISH_FAILURES = Counter(
     ["sender"],
 )
 BUS_PUBLISH_FAILURES = PUBLISH_FAILURES.labels("bus")
+OUTPUT_OVERFLOWS = Counter(
+    "bamchat_realtime_output_overflows",
+    "WebSockets closed because their client left more than "
+    "REALTIME_OUTPUT_BUDGET_BYTES unread.",
+)
 MANAGER_PUBLISH_FAILURES = PUBLISH_FAILURES.labels("manager")
 
 
