@@ -38,6 +38,12 @@ def _memory(pid: int) -> dict[str, int]:
     return found
 
 
+def _reset_peak(pid: int) -> None:
+    """Start a process's peak memory (VmHWM) again from its current memory."""
+    with open(f"/proc/{pid}/clear_refs", "w") as refs:
+        refs.write("5")
+
+
 def _frame(text: str) -> bytes:
     """A masked WebSocket text frame, as a client must send it."""
     payload = text.encode()
@@ -131,10 +137,9 @@ async def test_a_client_that_never_reads_is_closed_and_costs_little(budgeted):
     assert [m["seq"] for m in got] == list(range(1, ack["missed"] + 1))
     await peer.close()
 
-    with open(f"/proc/{budgeted.process.pid}/clear_refs", "w") as refs:
-        refs.write("5")  # the peak (VmHWM) starts again from now
+    _reset_peak(budgeted.process.pid)
     before = _memory(budgeted.process.pid)["VmRSS"]
-    reader, writer = await _non_reader(budgeted.port, reader_account.access)
+    _, writer = await _non_reader(budgeted.port, reader_account.access)
     for ack_id in range(JOINS):
         join = ["join-bam", {"bamId": bam["id"], "sinceSeq": 0}]
         writer.write(_frame(f"42{ack_id}" + json.dumps(join)))
