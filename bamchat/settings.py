@@ -307,6 +307,10 @@ REALTIME = {
     # reconnect. 4 MiB is seconds of the busiest BAMs for a slow phone, and caps
     # what a client that never reads can cost (realtime.daphne_ws).
     "OUTPUT_BUDGET_BYTES": env_int("REALTIME_OUTPUT_BUDGET_BYTES", 4 * 1024 * 1024),
+    # Sockets one user may hold on one process (tabs, devices, reconnects not yet
+    # noticed as gone); more are refused with ``rate_limited``. A socket costs
+    # about 50 KB, so this bounds what one account can hold on a process.
+    "MAX_SOCKETS_PER_USER": env_int("REALTIME_MAX_SOCKETS_PER_USER", 50),
     # A join's replay sends at most this many bytes (and REPLAY_LIMIT events); the
     # ack then says ``truncated`` and the client reads the rest over REST.
     "REPLAY_MAX_BYTES": env_int("REALTIME_REPLAY_MAX_BYTES", 1024 * 1024),

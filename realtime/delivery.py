@@ -298,6 +298,7 @@ class Relay:
             info = self.roster.local.get(sid)
             if info is not None:
                 info.access.discard(bam_id)
+                info.revoked.add(bam_id)
                 await self.server.room_leave(info, bam_id, announce=False)
 
     async def realtime_users_disconnect(self, message: dict) -> None:

@@ -14,6 +14,7 @@ import time
 
 import socketio
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from socketio.exceptions import ConnectionRefusedError as Refused
@@ -195,6 +196,12 @@ class BamNamespace(socketio.AsyncNamespace):
         remaining = identity.expires_at - time.time()
         if remaining <= 0:
             raise Refused("Token expired.", {"code": "token_expired"})
+        held = len(server.roster.by_user.get(identity.user_id, ()))
+        if held >= settings.REALTIME["MAX_SOCKETS_PER_USER"]:
+            raise Refused(
+                "Too many connections for this account; close some.",
+                {"code": "rate_limited"},
+            )
         info = SocketInfo(
             sid=sid,
             eio_sid=server.manager.eio_sid_from_sid(sid, "/"),
@@ -238,6 +245,7 @@ class BamNamespace(socketio.AsyncNamespace):
         # Be in the BAM's group before reading its last seq: nothing committed
         # after the read can then pass by unseen.
         stream = await server.relay.stream(bam_id)
+        info.revoked.discard(bam_id)  # a removal from now on cancels this join
         try:
             latest, anchor = await database_sync_to_async(
                 messaging_selectors.bam_join_point
@@ -248,6 +256,10 @@ class BamNamespace(socketio.AsyncNamespace):
             raise
         info.access.add(bam_id)
         newly = await server.roster.enter(info, bam_id)
+        if bam_id in info.revoked:  # removed while this join waited
+            info.access.discard(bam_id)
+            await server.room_leave(info, bam_id, announce=False)
+            raise NotFound("No such BAM.")
         if info.gone:  # disconnected while this join waited
             await server.relay.unwatch(bam_id, info.sid)
             return {"bamId": str(bam_id)}

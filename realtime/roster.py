@@ -27,6 +27,9 @@ class SocketInfo:
     connected_at: float = field(default_factory=time.time)
     rooms: set[int] = field(default_factory=set)  # BAM rooms joined
     access: set[int] = field(default_factory=set)  # BAMs whose membership was checked
+    # BAMs its user was removed from while it lived: a join that was checking
+    # the membership when the removal came must not enter the room after it.
+    revoked: set[int] = field(default_factory=set)
     expiry: asyncio.TimerHandle | None = None
     # Its events run one at a time, in the order they came; at most
     # MAX_WAITING_EVENTS wait (see BamNamespace).

@@ -112,3 +112,20 @@ async def test_the_recorded_address_is_the_clients(api, deployment, trusted):
         await admin.close()
         await peer.close()
         server.stop()
+
+
+async def test_one_account_holds_a_bounded_number_of_sockets(api, peers):
+    """Past REALTIME_MAX_SOCKETS_PER_USER on a process, a connect is refused."""
+    me = await api.account()
+    cap = 50  # the default, which the live server runs with
+    held = [await peers(me) for _ in range(cap)]
+    assert all(p.client.connected for p in held)
+    extra = socketio.AsyncClient(reconnection=False)
+    refused = asyncio.get_running_loop().create_future()
+    extra.on("connect_error", lambda data: refused.set_result(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await extra.connect(
+            api.base, auth={"token": me.access}, transports=["websocket"]
+        )
+    data = await asyncio.wait_for(refused, EVENT_TIMEOUT_S)
+    assert data["data"]["code"] == "rate_limited", data
