@@ -7,7 +7,7 @@ from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, TruncMinute
 from django.utils import timezone
 
-from bamchat.errors import Invalid, NotFound
+from bamchat.errors import DomainError, Invalid, NotFound
 from messaging import statements
 from messaging.models import Attachment, Bam, Membership, Message, MessageEvent
 
@@ -134,12 +134,32 @@ def is_participant(*, bam_id: int, user_id: int) -> bool:
     return Membership.objects.filter(bam_id=bam_id, user_id=user_id).exists()
 
 
+def bam_join_points(requests) -> list:
+    """``bam_join_point`` for many ``(bam_id, user_id, since_message_id)`` at
+    once, the membership of all read in one statement: one result per request,
+    ``(last_seq, anchor)`` or the DomainError that refuses it."""
+    last_seqs = statements.last_seqs_for_participants(
+        pairs=[(bam_id, user_id) for bam_id, user_id, _ in requests]
+    )
+    results = []
+    for (bam_id, _, since), last_seq in zip(requests, last_seqs, strict=True):
+        try:
+            results.append(_join_point(bam_id, last_seq, since))
+        except DomainError as exc:
+            results.append(exc)
+    return results
+
+
 def bam_join_point(
     *, bam_id: int, user_id: int, since_message_id=None
 ) -> tuple[int, int | None]:
     """Where a participant joining a BAM stands: its last ``seq``, and the ``seq``
     of ``since_message_id`` when given. NotFound for outsiders and unknown ids."""
     last_seq = statements.last_seq_for_participant(bam_id=bam_id, user_id=user_id)
+    return _join_point(bam_id, last_seq, since_message_id)
+
+
+def _join_point(bam_id: int, last_seq: int | None, since_message_id):
     if last_seq is None:
         raise NotFound("No such BAM.")
     if since_message_id is None:

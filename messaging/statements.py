@@ -95,10 +95,11 @@ def _sql(vendor: str) -> dict[str, str]:
             f"JOIN {member} other ON other.{m['bam']} = mine.{m['bam']} "
             f"WHERE mine.{m['user']} IN "
         ),
-        "last_seq_for_participant": (
-            f"SELECT {bam}.{b['last_seq']} FROM {bam} JOIN {member} "
-            f"ON {member}.{m['bam']} = {bam}.{b['id']} "
-            f"WHERE {bam}.{b['id']} = %s AND {member}.{m['user']} = %s"
+        # Completed per call with two IN lists: BAMs, then users.
+        "last_seqs_for_participants": (
+            f"SELECT {member}.{m['bam']}, {member}.{m['user']}, {bam}.{b['last_seq']} "
+            f"FROM {bam} JOIN {member} ON {member}.{m['bam']} = {bam}.{b['id']} "
+            f"WHERE {bam}.{b['id']} IN (%s) AND {member}.{m['user']} IN (%s)"
         ),
     }
 
@@ -212,12 +213,29 @@ def _participant_ids_at(bam_id: int, audience_version: int) -> tuple:
 
 
 def last_seq_for_participant(*, bam_id: int, user_id: int) -> int | None:
-    """The BAM's last seq if the user is a participant, else None (every join
-    reads it: a reconnect storm runs it once per socket)."""
+    """The BAM's last seq if the user is a participant, else None."""
+    return last_seqs_for_participants(pairs=[(bam_id, user_id)])[0]
+
+
+def last_seqs_for_participants(*, pairs) -> list[int | None]:
+    """``last_seq_for_participant`` for many ``(bam_id, user_id)`` pairs in one
+    statement per ``IN_LIST_SIZE`` pairs: every join reads it, and a reconnect
+    storm brings thousands of joins at once."""
+    pairs = [(int(b), int(u)) for b, u in pairs]
+    found: dict[tuple[int, int], int] = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql("last_seq_for_participant"), [bam_id, user_id])
-        row = cursor.fetchone()
-    return None if row is None else row[0]
+        for start in range(0, len(pairs), IN_LIST_SIZE):
+            chunk = pairs[start : start + IN_LIST_SIZE]
+            bams = sorted({b for b, _ in chunk})
+            users = sorted({u for _, u in chunk})
+            query = sql("last_seqs_for_participants") % (
+                ", ".join(["%s"] * len(bams)),
+                ", ".join(["%s"] * len(users)),
+            )
+            cursor.execute(query, [*bams, *users])
+            for bam_id, user_id, last_seq in cursor.fetchall():
+                found[(bam_id, user_id)] = last_seq
+    return [found.get(pair) for pair in pairs]
 
 
 def co_participants_of(*, user_ids) -> dict[int, list[int]]:

@@ -17,12 +17,16 @@ import json
 import logging
 import time
 
+from realtime.batching import Batcher
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "bamchat:rt:"
 # Redis calls on the message path give up after this long (seconds): a slow or
 # restarting Redis must not hold acks, it only pauses the cluster view.
 REDIS_TIMEOUT_S = 0.5
+# Calls of this process sharing one pipeline at most.
+PIPELINE_BATCH = 500
 # After a failure, Redis is left alone this long before it is tried again.
 REDIS_RETRY_AFTER_S = 1.0
 # A stopping process waits this long to take its sockets out of the view (one
@@ -142,6 +146,7 @@ class RedisView:
             url, socket_timeout=2, socket_connect_timeout=2
         )
         self._offline = self.client.register_script(_OFFLINE_IF_GONE)
+        self._pipelines = Batcher(self._run_builds, max_batch=PIPELINE_BATCH)
         self.down_until = 0.0
         self.detached = False  # stopping: this process writes nothing more
         self.lost = False  # True when Redis may lack our part: rewrite it first
@@ -174,15 +179,28 @@ class RedisView:
         if self.detached or not self._usable():
             return False, default
         try:
-            rewrote = False
-            if self.lost:
-                rewrote = await self._write_back()
-            pipe = self.client.pipeline(transaction=True)
-            build(pipe)
-            return rewrote, await pipe.execute()
+            return await self._pipelines.submit(build)
         except Exception as exc:
             self._failed(exc)
             return False, default
+
+    async def _run_builds(self, builds) -> list[tuple[bool, list]]:
+        """One pipeline for the calls that waited together (a connect storm's
+        thousands of writes become a few round trips); each call gets its own
+        answers, and whether our part was written back first."""
+        if not self._usable():  # the previous batch found Redis away: fail fast
+            raise ConnectionError("Redis was unreachable a moment ago")
+        rewrote = False
+        if self.lost:
+            rewrote = await self._write_back()
+        pipe = self.client.pipeline(transaction=True)
+        spans = []
+        for build in builds:
+            start = len(pipe.command_stack)
+            build(pipe)
+            spans.append((start, len(pipe.command_stack)))
+        answers = await pipe.execute()
+        return [(rewrote, answers[start:end]) for start, end in spans]
 
     async def _write_back(self) -> bool:
         """Write our part back once, however many calls find it lost at once (a

@@ -27,7 +27,7 @@ from messaging import selectors as messaging_selectors
 from messaging import services as messaging_services
 from messaging.serializers import message_payload
 from realtime import bus, metrics
-from realtime.auth import AuthRefused, identity_from_token, token_from_handshake
+from realtime.auth import AuthRefused, access_token_of, token_from_handshake
 from realtime.roster import SocketInfo
 
 logger = logging.getLogger(__name__)
@@ -189,8 +189,8 @@ class BamNamespace(socketio.AsyncNamespace):
         if server.process.draining:
             raise Refused("Server restarting; reconnect.", {"code": "internal"})
         try:
-            token = token_from_handshake(environ, auth)
-            identity = await database_sync_to_async(identity_from_token)(token)
+            access = access_token_of(token_from_handshake(environ, auth))
+            identity = await server.handshakes.submit(access)
         except AuthRefused as exc:
             raise Refused(exc.message, {"code": exc.code}) from None
         remaining = identity.expires_at - time.time()
@@ -247,9 +247,7 @@ class BamNamespace(socketio.AsyncNamespace):
         stream = await server.relay.stream(bam_id)
         info.revoked.discard(bam_id)  # a removal from now on cancels this join
         try:
-            latest, anchor = await database_sync_to_async(
-                messaging_selectors.bam_join_point
-            )(bam_id=bam_id, user_id=info.user_id, since_message_id=since)
+            latest, anchor = await server.joins.submit((bam_id, info.user_id, since))
         except DomainError:
             info.access.discard(bam_id)
             await server.relay.unwatch(bam_id, info.sid)

@@ -4,10 +4,16 @@ import asyncio
 import logging
 
 import socketio
+from channels.db import database_sync_to_async
 from django.conf import settings
 from socketio import packet as sio_packet
 
+from accounts.tokens import TOKEN_USERS_BATCH
+from messaging.selectors import bam_join_points
+from messaging.statements import IN_LIST_SIZE
 from realtime import bus, metrics
+from realtime.auth import identities_for
+from realtime.batching import Batcher
 from realtime.delivery import Relay
 from realtime.manager import ChannelLayerManager
 from realtime.namespace import BamNamespace, error_ack, now_iso
@@ -54,6 +60,14 @@ class BamSocketServer(socketio.AsyncServer):
         self.limiter = RateLimiter()
         self.typing = TypingTracker(self)
         self.writer = MessageWriter()
+        # Handshakes' token checks and joins' membership reads: what arrives
+        # together shares one query.
+        self.handshakes = Batcher(
+            database_sync_to_async(identities_for), max_batch=TOKEN_USERS_BATCH
+        )
+        self.joins = Batcher(
+            database_sync_to_async(bam_join_points), max_batch=IN_LIST_SIZE
+        )
         self._background: set[asyncio.Task] = set()
         self.register_namespace(BamNamespace("/"))
 

@@ -8,13 +8,11 @@ PostgreSQL, the lock of SQLite and the thread hop are shared. An idle process
 stores a lone message at once, so nothing waits for a batch to fill.
 """
 
-import asyncio
-from collections import deque
-
 from channels.db import database_sync_to_async
 
 from messaging import services as messaging_services
 from messaging.serializers import message_payload
+from realtime.batching import Batcher
 
 # Messages stored in one transaction at most; more wait for the next one.
 MAX_BATCH = 200
@@ -30,31 +28,8 @@ class MessageWriter:
     """Stores drafts in batches, one batch at a time, in the order they came."""
 
     def __init__(self) -> None:
-        self._waiting: deque[tuple[object, asyncio.Future]] = deque()
-        self._task: asyncio.Task | None = None
+        self._batcher = Batcher(database_sync_to_async(_store), max_batch=MAX_BATCH)
 
     async def store(self, draft) -> dict:
         """Store one message draft; its payload, or the error that refused it."""
-        future = asyncio.get_running_loop().create_future()
-        self._waiting.append((draft, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        return await future
-
-    async def _run(self) -> None:
-        while self._waiting:
-            batch = [
-                self._waiting.popleft()
-                for _ in range(min(MAX_BATCH, len(self._waiting)))
-            ]
-            try:
-                results = await database_sync_to_async(_store)([d for d, _ in batch])
-            except Exception as exc:  # each waiting handler reports it
-                results = [exc] * len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+        return await self._batcher.submit(draft)

@@ -4,13 +4,20 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.db.models.signals import post_save
+from django.test.utils import CaptureQueriesContext
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts import services
 from accounts.models import User
-from accounts.tokens import AUTH_TIME_CLAIM, token_user, user_for_access_token
+from accounts.tokens import (
+    AUTH_TIME_CLAIM,
+    token_user,
+    token_users,
+    user_for_access_token,
+)
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -201,3 +208,30 @@ def test_password_set_in_the_admin_ends_the_users_sessions(rest, client):
     assert me_status(rest, pair["access"]) == 401
     assert refresh_status(rest, pair["refresh"]) == 401
     login(rest, user, NEW_PASSWORD)
+
+
+def test_token_users_checks_many_tokens_in_one_statement_as_one_would():
+    """A storm's handshakes: each token gets what ``token_user`` alone gives."""
+    fine, revoked, inactive = UserFactory(), UserFactory(), UserFactory()
+    tokens = [AccessToken.for_user(u) for u in (fine, revoked, inactive)]
+    services.user_tokens_revoke(user=revoked)
+    User.objects.filter(pk=inactive.pk).update(is_active=False)
+    gone = AccessToken.for_user(UserFactory())
+    User.objects.filter(pk=gone["user_id"]).delete()
+    forged = AccessToken.for_user(fine)
+    forged["user_id"] = "not-a-number"
+    nameless = AccessToken.for_user(fine)
+    del nameless["user_id"]
+    tokens += [gone, forged, nameless, AccessToken.for_user(fine)]
+    with CaptureQueriesContext(connection) as queries:
+        results = token_users(tokens)
+    assert len(queries) == 1
+    for token, result in zip(tokens, results, strict=True):
+        try:
+            alone = token_user(token)
+        except AuthenticationFailed as exc:
+            assert isinstance(result, AuthenticationFailed), (token.payload, result)
+            assert str(result.detail) == str(exc.detail)
+        else:
+            assert result == alone
+    assert [r.pk for r in results if not isinstance(r, Exception)] == [fine.pk] * 2

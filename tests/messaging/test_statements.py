@@ -204,6 +204,29 @@ def test_last_seq_for_participant_matches_the_orm(room):
     assert statements.last_seq_for_participant(bam_id=bam.pk, user_id=a.pk) == 1
 
 
+def test_last_seqs_for_many_participants_match_one_by_one(room):
+    owner, a, b, bam = room
+    other = BamFactory(owner=b, members=[owner])
+    services.message_create(bam_id=other.pk, sender=b, content="x")
+    outsider = UserFactory()
+    pairs = [
+        (bam.pk, owner.pk),
+        (other.pk, a.pk),  # a is not in the other BAM (b's and owner's are)
+        (other.pk, owner.pk),
+        (bam.pk, outsider.pk),
+        (10**9, a.pk),  # no such BAM
+        (bam.pk, a.pk),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        many = statements.last_seqs_for_participants(pairs=pairs)
+    assert len(queries) == 1
+    assert many == [
+        statements.last_seq_for_participant(bam_id=b_id, user_id=u_id)
+        for b_id, u_id in pairs
+    ]
+    assert many[1] is None and many[2] == 1
+
+
 def test_co_participants_of_match_the_orm(room):
     owner, a, b, _bam = room
     elsewhere = UserFactory()
