@@ -396,6 +396,29 @@ PUSH = {
     # Devices one user may register; a new one past it replaces the one whose last
     # registration is oldest (so a message makes at most this many pushes per user).
     "MAX_DEVICES_PER_USER": env_int("PUSH_MAX_DEVICES_PER_USER", 20),
+    # An extra CA bundle (PEM) trusted for FCM and APNs besides the usual ones.
+    "CA_FILE": os.environ.get("PUSH_CA_FILE", ""),
+}
+# Firebase Cloud Messaging (HTTP v1): a service account's JSON key, as a file or
+# as the JSON itself; neither set, FCM is off and FCM devices get no push.
+FCM = {
+    "CREDENTIALS_FILE": os.environ.get("FCM_CREDENTIALS_FILE", ""),
+    "CREDENTIALS_JSON": os.environ.get("FCM_CREDENTIALS_JSON", ""),
+    "API_URL": os.environ.get("FCM_API_URL", "https://fcm.googleapis.com").rstrip("/"),
+}
+# APNs token-based auth: the .p8 key, its id, the team id and the app's bundle id;
+# any of them unset, APNs is off and iOS devices get no push.
+APNS = {
+    "KEY_FILE": os.environ.get("APNS_KEY_FILE", ""),
+    "KEY_ID": os.environ.get("APNS_KEY_ID", ""),
+    "TEAM_ID": os.environ.get("APNS_TEAM_ID", ""),
+    "TOPIC": os.environ.get("APNS_TOPIC", ""),
+    "HOST": os.environ.get("APNS_HOST", "")
+    or (
+        "api.sandbox.push.apple.com"
+        if os.environ.get("APNS_USE_SANDBOX", "") == "1"
+        else "api.push.apple.com"
+    ),
 }
 if PUSH["MAX_DEVICES_PER_USER"] < 1:
     raise ImproperlyConfigured(

@@ -10,11 +10,16 @@ and sent as the URL rebuilt from the checked parts, so the host checked against
 
 import base64
 import binascii
+import hmac
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
+
+from bamchat.errors import invalid
+from push.models import ENDPOINT_MAX_CHARS
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
 P256_POINT_BYTES = 65  # an uncompressed P-256 point: 0x04, x, y
@@ -142,3 +147,50 @@ def auth_valid(value: str) -> bool:
         return len(b64url_decode(value)) == AUTH_SECRET_BYTES
     except ValueError:
         return False
+
+
+def clean_endpoint(endpoint) -> str:
+    """The normalised URL of an endpoint this server may send to, or a field error."""
+    if not isinstance(endpoint, str) or not endpoint:
+        raise invalid("endpoint", "An endpoint URL is required.")
+    if len(endpoint) > ENDPOINT_MAX_CHARS:
+        raise invalid("endpoint", "Endpoints are URLs of at most 2000 characters.")
+    allowed = allowed_endpoint(endpoint)
+    if allowed is None:
+        raise invalid(
+            "endpoint",
+            "Push endpoints must be plain https URLs (no userinfo, backslashes, "
+            "escapes or spaces in the host) of a push service this server allows "
+            "(PUSH_ALLOWED_HOSTS).",
+        )
+    return allowed.url
+
+
+def clean_keys(keys) -> tuple[str, str]:
+    """``(p256dh, auth)`` from a subscription's ``keys``, or a field error."""
+    if not isinstance(keys, dict):
+        raise invalid("keys", "keys must be an object with p256dh and auth.")
+    p256dh, auth = keys.get("p256dh"), keys.get("auth")
+    if not isinstance(p256dh, str) or not p256dh_valid(p256dh):
+        raise invalid("keys", "keys.p256dh must be a base64url point on P-256.")
+    if not isinstance(auth, str) or not auth_valid(auth):
+        raise invalid("keys", "keys.auth must be a base64url 16-byte secret.")
+    return p256dh, auth
+
+
+def clean_expiration(value) -> datetime | None:
+    """``expirationTime`` (milliseconds since the epoch, or null) as a datetime."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid("expirationTime", "expirationTime must be a number or null.")
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise invalid("expirationTime", "expirationTime is out of range.") from exc
+
+
+def same_keys(subscription, p256dh: str, auth: str) -> bool:
+    """Whether these keys are the subscription's own (compared as bytes)."""
+    stored = b64url_decode(subscription.p256dh) + b64url_decode(subscription.auth)
+    return hmac.compare_digest(stored, b64url_decode(p256dh) + b64url_decode(auth))

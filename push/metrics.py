@@ -22,11 +22,25 @@ PUSH_FAILURES = Counter(
     "Pushes this process's task worker gave up on, by reason: refused (an "
     "error status), gone (404/410, subscription deleted), expired (retries "
     "outlived the TTL), error (not sent: an exception), not_allowed (not sent: "
-    "the stored endpoint fails PUSH_ALLOWED_HOSTS now).",
+    "the stored endpoint fails PUSH_ALLOWED_HOSTS now), credentials (FCM or APNs "
+    "credentials missing or refused).",
     ["reason"],
 )
-FAILURE_REASONS = ("refused", "gone", "expired", "error", "not_allowed")
+FAILURE_REASONS = ("refused", "gone", "expired", "error", "not_allowed", "credentials")
 failures = {reason: PUSH_FAILURES.labels(reason) for reason in FAILURE_REASONS}
+
+PUSH_SENDS = Counter(
+    "bamchat_push_sends",
+    "Push requests this process's task worker made, by platform (web, fcm, apns) "
+    "and result (sent, retry, gone, failed).",
+    ["platform", "result"],
+)
+
+
+def outcomes(platform: str, result: str) -> Counter:
+    """The send counter of one platform and result."""
+    return PUSH_SENDS.labels(platform, str(result))
+
 
 PUSH_DEVICES_REPLACED = Counter(
     "bamchat_push_devices_replaced",

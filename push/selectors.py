@@ -1,13 +1,29 @@
 """Reads on push subscriptions and deliveries."""
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 
-from push.models import PushDelivery, PushSubscription
+from messaging.models import Message
+from messaging.selectors import unread_filter
+from push.models import PushDelivery, PushDevice, PushSubscription
 
 
 def subscription_list(*, user) -> QuerySet[PushSubscription]:
     """The user's own subscriptions, newest first."""
     return PushSubscription.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def device_list(*, user) -> QuerySet[PushDevice]:
+    """The user's own app devices, newest first."""
+    return PushDevice.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def unread_total(*, user_id: int) -> int:
+    """The user's unread messages across all their BAMs (muted ones too): the
+    badge of an app's icon."""
+    return Message.objects.filter(
+        unread_filter(user_id=user_id, after_seq=F("bam__memberships__last_read_seq")),
+        bam__memberships__user_id=user_id,
+    ).count()
 
 
 def delivery_figures() -> dict:

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from bamchat.formats import iso
-from push.models import PushSubscription
+from push.models import PushDevice, PushSubscription
 
 
 class VapidKeySerializer(serializers.Serializer):
@@ -49,3 +49,25 @@ class MembershipStateSerializer(serializers.Serializer):
     bamId = serializers.CharField()
     userId = serializers.CharField()
     muted = serializers.BooleanField()
+
+
+class DeviceCreateSerializer(serializers.Serializer):
+    """A native app's device token: FCM registration token or APNs device token."""
+
+    platform = serializers.ChoiceField(choices=["fcm", "apns"])
+    token = serializers.CharField()
+    appId = serializers.CharField(required=False, allow_null=True)
+    locale = serializers.CharField(required=False, allow_null=True)
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(read_only=True)
+    appId = serializers.CharField(source="app_id", read_only=True)
+    createdAt = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PushDevice
+        fields = ["id", "platform", "token", "appId", "locale", "createdAt"]
+
+    def get_createdAt(self, obj) -> str:
+        return iso(obj.created_at)

@@ -6,15 +6,14 @@ goes to a device at most once per message. A worker that dies mid-request leaves
 the delivery in ``sending``; it is not sent again.
 """
 
-import hmac
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cache, lru_cache
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
@@ -23,64 +22,29 @@ from messaging import statements
 from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
 from messaging.statements import AUDIENCE_CACHE_SIZE
-from push.endpoints import allowed_endpoint, auth_valid, b64url_decode, p256dh_valid
-from push.metrics import PUSH_DEVICES_REPLACED, failures
-from push.models import ENDPOINT_MAX_CHARS, PushDelivery, PushSubscription
-from push.webpush import PushAnswer, send_push
+from push.apns import ApnsSender
+from push.endpoints import clean_endpoint, clean_expiration, clean_keys, same_keys
+from push.fcm import FcmSender
+from push.metrics import PUSH_DEVICES_REPLACED, failures, outcomes
+from push.models import (
+    Platform,
+    PushDelivery,
+    PushDevice,
+    PushSubscription,
+)
+from push.selectors import unread_total
+from push.senders import Notification, Outcome, Result, Sender
+from push.webpush import WebPushSender
 from realtime.selectors import user_socket_count
 
 logger = logging.getLogger(__name__)
 
 BODY_MAX_CHARS = 100
 ATTACHMENT_BODY = "📎 attachment"
-GONE_STATUSES = (404, 410)
-
-
-def clean_endpoint(endpoint) -> str:
-    """The normalised URL of an endpoint this server may send to, or a field error."""
-    if not isinstance(endpoint, str) or not endpoint:
-        raise invalid("endpoint", "An endpoint URL is required.")
-    if len(endpoint) > ENDPOINT_MAX_CHARS:
-        raise invalid("endpoint", "Endpoints are URLs of at most 2000 characters.")
-    allowed = allowed_endpoint(endpoint)
-    if allowed is None:
-        raise invalid(
-            "endpoint",
-            "Push endpoints must be plain https URLs (no userinfo, backslashes, "
-            "escapes or spaces in the host) of a push service this server allows "
-            "(PUSH_ALLOWED_HOSTS).",
-        )
-    return allowed.url
-
-
-def clean_keys(keys) -> tuple[str, str]:
-    """``(p256dh, auth)`` from a subscription's ``keys``, or a field error."""
-    if not isinstance(keys, dict):
-        raise invalid("keys", "keys must be an object with p256dh and auth.")
-    p256dh, auth = keys.get("p256dh"), keys.get("auth")
-    if not isinstance(p256dh, str) or not p256dh_valid(p256dh):
-        raise invalid("keys", "keys.p256dh must be a base64url point on P-256.")
-    if not isinstance(auth, str) or not auth_valid(auth):
-        raise invalid("keys", "keys.auth must be a base64url 16-byte secret.")
-    return p256dh, auth
-
-
-def clean_expiration(value) -> datetime | None:
-    """``expirationTime`` (milliseconds since the epoch, or null) as a datetime."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid("expirationTime", "expirationTime must be a number or null.")
-    try:
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise invalid("expirationTime", "expirationTime is out of range.") from exc
-
-
-def same_keys(subscription: PushSubscription, p256dh: str, auth: str) -> bool:
-    """Whether these keys are the subscription's own (compared as bytes)."""
-    stored = b64url_decode(subscription.p256dh) + b64url_decode(subscription.auth)
-    return hmac.compare_digest(stored, b64url_decode(p256dh) + b64url_decode(auth))
+# One sender per platform; each answers in ``push.senders`` terms.
+SENDERS: dict[str, Sender] = {
+    sender.platform: sender for sender in (WebPushSender(), FcmSender(), ApnsSender())
+}
 
 
 @transaction.atomic
@@ -181,6 +145,40 @@ def bam_topic(bam_id: int) -> str:
     return f"bam-{bam_id}"
 
 
+def message_notification(message: Message, *, badge: int | None = None) -> Notification:
+    """A message's push for every platform: the BAM's title (else the sender's
+    name), the Web Push preview, and the ids as strings."""
+    payload = message_push_payload(message)
+    return Notification(
+        title=message.bam.title or message.sender.username,
+        body=payload["body"],
+        collapse_id=bam_topic(message.bam_id),
+        data={
+            "type": payload["type"],
+            "bamId": payload["bamId"],
+            "messageId": payload["messageId"],
+            "seq": str(message.seq),
+        },
+        web_payload=payload,
+        badge=badge,
+    )
+
+
+def test_notification() -> Notification:
+    """The admin's test push."""
+    return Notification(
+        title="BAM Chat",
+        body="Push notifications reach this device.",
+        collapse_id="test",
+        data={"type": "test"},
+        web_payload={
+            "type": "test",
+            "title": "BAM Chat",
+            "body": "Push notifications reach this device.",
+        },
+    )
+
+
 def push_wanted(
     *, bam_id: int, sender_id: int, audience_version: int | None = None
 ) -> bool:
@@ -214,50 +212,68 @@ def _push_wanted(bam_id: int, sender_id: int) -> bool:
 @cache
 def _push_wanted_sql(vendor: str) -> str:
     # Built once per database vendor from the models' own table and column names.
-    sub, member = table(PushSubscription), table(Membership)
-    sub_user = column(PushSubscription, "user")
+    sub, device, member = table(PushSubscription), table(PushDevice), table(Membership)
+    sub_user, device_user = column(PushSubscription, "user"), column(PushDevice, "user")
     m_user, m_bam = column(Membership, "user"), column(Membership, "bam")
     return (
-        f"SELECT 1 FROM {sub} JOIN {member} ON {member}.{m_user} = {sub}.{sub_user} "
-        f"WHERE {member}.{m_bam} = %s AND {member}.{column(Membership, 'muted')} = %s "
-        f"AND {sub}.{sub_user} <> %s LIMIT 1"
+        f"SELECT 1 FROM {member} WHERE {member}.{m_bam} = %s "
+        f"AND {member}.{column(Membership, 'muted')} = %s AND {member}.{m_user} <> %s "
+        f"AND (EXISTS (SELECT 1 FROM {sub} WHERE {sub}.{sub_user} = {member}.{m_user})"
+        f" OR EXISTS (SELECT 1 FROM {device} "
+        f"WHERE {device}.{device_user} = {member}.{m_user})) LIMIT 1"
     )
 
 
 @transaction.atomic
 def deliveries_plan(*, message_id: int) -> list[int]:
-    """Create the deliveries of a message: each device of each participant but the
-    sender who has not muted the BAM and has no live socket on any process."""
+    """Create the deliveries of a message: each device (browser or app) of each
+    participant but the sender who has not muted the BAM and has no live socket
+    on any process."""
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return []
-    subscriptions = list(
-        PushSubscription.objects.filter(
-            user__memberships__bam_id=message.bam_id,
-            user__memberships__muted=False,
-        )
+    audience = {
+        "user__memberships__bam_id": message.bam_id,
+        "user__memberships__muted": False,
+    }
+    subscriptions = (
+        PushSubscription.objects.filter(**audience)
         .exclude(user_id=message.sender_id)
         .exclude(expiration__lte=timezone.now())
         .values_list("pk", "user_id")
     )
+    devices = (
+        PushDevice.objects.filter(**audience)
+        .exclude(user_id=message.sender_id)
+        .values_list("pk", "user_id", "platform")
+    )
     connected: dict[int, bool] = {}
-    wanted = []
-    for subscription_id, user_id in subscriptions:
+
+    def offline(user_id: int) -> bool:
         if user_id not in connected:
             connected[user_id] = user_socket_count(user_id=user_id) > 0
-        if not connected[user_id]:
-            wanted.append(subscription_id)
-    PushDelivery.objects.bulk_create(
-        [PushDelivery(subscription_id=s, message_id=message_id) for s in wanted],
-        ignore_conflicts=True,
+        return not connected[user_id]
+
+    wanted = [
+        PushDelivery(subscription_id=pk, message_id=message_id)
+        for pk, user_id in subscriptions
+        if offline(user_id)
+    ] + [
+        PushDelivery(device_id=pk, platform=platform, message_id=message_id)
+        for pk, user_id, platform in devices
+        if offline(user_id)
+    ]
+    PushDelivery.objects.bulk_create(wanted, ignore_conflicts=True)
+    targets = Q(
+        subscription_id__in=[d.subscription_id for d in wanted if d.subscription_id]
     )
+    targets |= Q(device_id__in=[d.device_id for d in wanted if d.device_id])
     return list(
         PushDelivery.objects.filter(
-            message_id=message_id,
-            subscription_id__in=wanted,
-            state=PushDelivery.State.PENDING,
-            attempts=0,
-        ).values_list("pk", flat=True)
+            targets, message_id=message_id, state=PushDelivery.State.PENDING, attempts=0
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
 
 
@@ -277,34 +293,33 @@ def delivery_claim(*, delivery_id: int) -> bool:
     )
 
 
-def retry_delay_s(*, answer: PushAnswer, retries: int) -> float:
+def retry_delay_s(*, outcome: Outcome, retries: int) -> float:
     """How long to wait before the next try: Retry-After if given, else back-off."""
     push = settings.PUSH
-    if answer.retry_after_s is not None:
-        return min(answer.retry_after_s, push["RETRY_MAX_S"])
+    if outcome.retry_after_s is not None:
+        return min(outcome.retry_after_s, push["RETRY_MAX_S"])
     return min(push["RETRY_BASE_S"] * 2**retries, push["RETRY_MAX_S"])
 
 
-def subscription_send(
-    *, subscription: PushSubscription, payload: dict, topic: str
-) -> PushAnswer:
-    """Send one push; a 404 or 410 deletes the subscription."""
-    answer = send_push(
-        endpoint=subscription.endpoint,
-        p256dh=subscription.p256dh,
-        auth=subscription.auth,
-        payload=payload,
-        topic=topic,
-        ttl_s=settings.PUSH["TTL_S"],
-    )
-    if answer.status in GONE_STATUSES:
-        PushSubscription.objects.filter(pk=subscription.pk).delete()
+def target_send(
+    *, target: PushSubscription | PushDevice, notification: Notification
+) -> Outcome:
+    """Send one push with the target's platform's sender; a device the service
+    calls gone is deleted."""
+    platform = getattr(target, "platform", Platform.WEB)
+    outcome = SENDERS[platform].send(target=target, notification=notification)
+    outcomes(platform, outcome.result).inc()
+    if outcome.result == Result.GONE:
+        type(target).objects.filter(pk=target.pk).delete()
+        kind = "subscription" if platform == Platform.WEB else f"{platform} device"
         logger.info(
-            "Push subscription %s gone (HTTP %s); deleted",
-            subscription.pk,
-            answer.status,
+            "Push %s %s gone (HTTP %s%s); deleted",
+            kind,
+            target.pk,
+            outcome.status,
+            f", {outcome.error}" if outcome.error else "",
         )
-    return answer
+    return outcome
 
 
 def delivery_send(*, delivery_id: int, retry) -> str:
@@ -316,35 +331,35 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     if not delivery_claim(delivery_id=delivery_id):
         return "skipped"
     delivery = PushDelivery.objects.select_related(
-        "subscription", "message__bam", "message__sender"
+        "subscription", "device", "message__bam", "message__sender"
     ).get(pk=delivery_id)
     State = PushDelivery.State
-    subscription = delivery.subscription
-    if subscription is None:
+    target = delivery.subscription or delivery.device
+    if target is None:
         PushDelivery.objects.filter(pk=delivery_id).update(state=State.GONE)
         return State.GONE
     try:
-        answer = subscription_send(
-            subscription=subscription,
-            payload=message_push_payload(delivery.message),
-            topic=bam_topic(delivery.message.bam_id),
+        badge = (
+            None if delivery.device is None else unread_total(user_id=target.user_id)
+        )
+        outcome = target_send(
+            target=target,
+            notification=message_notification(delivery.message, badge=badge),
         )
     except Exception:
         logger.exception("Push %s could not be sent", delivery_id)
         PushDelivery.objects.filter(pk=delivery_id).update(state=State.FAILED)
         failures["error"].inc()
         return State.FAILED
-    status = answer.status
+    status = outcome.status
     fields = {"last_status": status, "updated_at": timezone.now()}
-    reason = "refused"
-    if not answer.allowed:  # nothing sent; kept, as the allow-list may change back
-        state, reason = State.FAILED, "not_allowed"
-    elif status is not None and 200 <= status < 300:
+    reason = outcome.reason
+    if outcome.result == Result.SENT:
         state = State.SENT
-    elif status in GONE_STATUSES:
+    elif outcome.result == Result.GONE:
         state, reason = State.GONE, "gone"
-    elif status is None or status == 429 or status >= 500:
-        delay = retry_delay_s(answer=answer, retries=delivery.retries)
+    elif outcome.result == Result.RETRY:
+        delay = retry_delay_s(outcome=outcome, retries=delivery.retries)
         when = timezone.now() + timedelta(seconds=delay)
         expires = delivery.created_at + timedelta(seconds=settings.PUSH["TTL_S"])
         if when >= expires:
@@ -363,7 +378,7 @@ def delivery_send(*, delivery_id: int, retry) -> str:
                 delivery_id,
                 delay,
                 status,
-                f", {answer.error}" if answer.error else "",
+                f", {outcome.error}" if outcome.error else "",
             )
             return State.PENDING
     else:
@@ -372,5 +387,7 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     if state != State.SENT:
         failures[reason].inc()
     if state == State.FAILED:
-        logger.warning("Push %s failed (HTTP %s %s)", delivery_id, status, answer.error)
+        logger.warning(
+            "Push %s failed (HTTP %s %s)", delivery_id, status, outcome.error
+        )
     return state

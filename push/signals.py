@@ -11,7 +11,7 @@ from django.dispatch import receiver
 from messaging import statements
 from messaging.models import Message
 from push import services
-from push.models import PushSubscription
+from push.models import PushDevice, PushSubscription
 from push.tasks import push_fanout
 
 
@@ -33,11 +33,13 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
 
 
 @receiver(post_save, sender=PushSubscription, dispatch_uid="push.device_saved")
-def device_saved(sender, instance: PushSubscription, created: bool, **kwargs) -> None:
+@receiver(post_save, sender=PushDevice, dispatch_uid="push.app_device_saved")
+def device_saved(sender, instance, created: bool, **kwargs) -> None:
     if not kwargs.get("raw"):
         statements.audience_changed(user_id=instance.user_id)
 
 
 @receiver(post_delete, sender=PushSubscription, dispatch_uid="push.device_gone")
-def device_gone(sender, instance: PushSubscription, **kwargs) -> None:
+@receiver(post_delete, sender=PushDevice, dispatch_uid="push.app_device_gone")
+def device_gone(sender, instance, **kwargs) -> None:
     statements.audience_changed(user_id=instance.user_id)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from bamchat.tasks import periodic, task
 from push import services
-from push.models import PushDelivery, PushSubscription
+from push.models import PushDelivery, PushDevice, PushSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def push_send(delivery_id: int) -> str:
 
 @task()
 def push_test(subscription_id: int) -> int | None:
-    """Send a test notification to one device (the admin's action); its HTTP status.
+    """Send a test notification to one browser (the admin's action); its HTTP status.
 
     A run again after a failure past the send shows the device a second test
     notification, which is harmless.
@@ -63,17 +63,34 @@ def push_test(subscription_id: int) -> int | None:
     subscription = PushSubscription.objects.filter(pk=subscription_id).first()
     if subscription is None:
         return None
-    answer = services.subscription_send(
-        subscription=subscription,
-        payload={
-            "type": "test",
-            "title": "BAM Chat",
-            "body": "Push notifications reach this device.",
-        },
-        topic="test",
+    outcome = services.target_send(
+        target=subscription, notification=services.test_notification()
     )
-    logger.info("Test push to subscription %s: HTTP %s", subscription_id, answer.status)
-    return answer.status
+    logger.info(
+        "Test push to subscription %s: HTTP %s", subscription_id, outcome.status
+    )
+    return outcome.status
+
+
+@task()
+def push_device_test(device_id: int) -> str | None:
+    """Send a test notification to one app device (the admin's action); the result
+    (sent, retry, gone, failed). A repeated run shows a second test, harmlessly."""
+    device = PushDevice.objects.filter(pk=device_id).first()
+    if device is None:
+        return None
+    outcome = services.target_send(
+        target=device, notification=services.test_notification()
+    )
+    logger.info(
+        "Test push to %s device %s: %s (HTTP %s%s)",
+        device.platform,
+        device_id,
+        outcome.result,
+        outcome.status,
+        f", {outcome.error}" if outcome.error else "",
+    )
+    return str(outcome.result)
 
 
 @periodic(every_s=3600)

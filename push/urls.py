@@ -14,6 +14,12 @@ urlpatterns = [
         views.SubscriptionDetailView.as_view(),
         name="push-subscription",
     ),
+    re_path(r"^devices/?$", views.DeviceListView.as_view(), name="push-devices"),
+    re_path(
+        r"^devices/(?P<device_id>[^/]+)/?$",
+        views.DeviceDetailView.as_view(),
+        name="push-device",
+    ),
     re_path(r"^demo/?$", views.demo, name="push-demo"),
     re_path(r"^sw\.js$", views.service_worker, name="push-service-worker"),
 ]

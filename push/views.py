@@ -10,8 +10,10 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsActiveUser
 from messaging.views import request_object
-from push import selectors, services
+from push import devices, selectors, services
 from push.serializers import (
+    DeviceCreateSerializer,
+    DeviceSerializer,
     MembershipMuteSerializer,
     MembershipStateSerializer,
     SubscriptionCreateSerializer,
@@ -71,6 +73,52 @@ class SubscriptionDetailView(GenericAPIView):
     @extend_schema(responses={204: None})
     def delete(self, request, subscription_id):
         services.subscription_delete(user=request.user, subscription_id=subscription_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeviceListView(GenericAPIView):
+    """The caller's app devices; registering one (the same token again is the same
+    device, moved to the caller if another user had it)."""
+
+    permission_classes = [IsActiveUser]
+    serializer_class = DeviceSerializer
+    pagination_class = None
+    throttle_scope = "rest_write"
+
+    @extend_schema(responses=DeviceSerializer(many=True))
+    def get(self, request):
+        return Response(
+            DeviceSerializer(selectors.device_list(user=request.user), many=True).data
+        )
+
+    @extend_schema(
+        request=DeviceCreateSerializer,
+        responses={201: DeviceSerializer, 200: DeviceSerializer},
+    )
+    def post(self, request):
+        body = request_object(request)
+        device, created = devices.device_save(
+            user=request.user,
+            platform=body.get("platform"),
+            token=body.get("token"),
+            app_id=body.get("appId"),
+            locale=body.get("locale"),
+        )
+        return Response(
+            DeviceSerializer(device).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DeviceDetailView(GenericAPIView):
+    """Forget one of the caller's app devices; anyone else's is a 404."""
+
+    permission_classes = [IsActiveUser]
+    throttle_scope = "rest_write"
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, device_id):
+        devices.device_delete(user=request.user, device_id=device_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -17,13 +17,19 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from pywebpush import WebPusher
 from requests.certs import where as ca_bundle
 
 from push.endpoints import DEFAULT_PORTS, Endpoint, allowed_endpoint
+from push.senders import (
+    Notification,
+    Outcome,
+    Result,
+    retry_after_seconds,
+    status_outcome,
+)
 from push.vapid import vapid_identity
 
 # A VAPID token lives this long (RFC 8292 allows at most 24 h).
@@ -144,19 +150,6 @@ def post(*, endpoint: Endpoint, body: bytes, headers: dict[str, str]) -> PushAns
     )
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 def vapid_headers(endpoint: Endpoint) -> dict[str, str]:
     """``Authorization: vapid t=..., k=...`` for this endpoint's origin."""
     claims = {
@@ -187,3 +180,30 @@ def send_push(
         "Topic": topic,
     }
     return post(endpoint=target, body=body, headers=headers)
+
+
+GONE_STATUSES = (404, 410)
+
+
+class WebPushSender:
+    """Web Push to a browser's subscription: 404 or 410 mean it is gone."""
+
+    platform = "web"
+
+    def send(self, *, target, notification: Notification) -> Outcome:
+        """Encrypt and post the notification's Web Push JSON to the subscription."""
+        answer = send_push(
+            endpoint=target.endpoint,
+            p256dh=target.p256dh,
+            auth=target.auth,
+            payload=notification.web_payload,
+            topic=notification.collapse_id,
+            ttl_s=settings.PUSH["TTL_S"],
+        )
+        if not answer.allowed:  # not sent; kept, as the allow-list may change back
+            return Outcome(Result.FAILED, error=answer.error, reason="not_allowed")
+        if answer.status in GONE_STATUSES:
+            return Outcome(Result.GONE, answer.status)
+        return status_outcome(
+            answer.status, retry_after_s=answer.retry_after_s, error=answer.error
+        )

@@ -15,7 +15,7 @@ from messaging import lifecycle, services, statements
 from messaging.models import Bam, Membership, Message
 from messaging.serializers import message_payload
 from push import services as push_services
-from push.models import PushSubscription
+from push.models import PushDevice, PushSubscription
 from push.services import push_wanted
 from tests.factories import BamFactory, UserFactory
 from tests.push.test_services import KEYS
@@ -70,12 +70,11 @@ def test_participant_ids_match_the_orm(room):
 
 
 def _push_wanted_orm(bam, sender) -> bool:
-    return (
-        PushSubscription.objects.filter(
-            user__memberships__bam=bam, user__memberships__muted=False
-        )
+    return any(
+        model.objects.filter(user__memberships__bam=bam, user__memberships__muted=False)
         .exclude(user=sender)
         .exists()
+        for model in (PushSubscription, PushDevice)
     )
 
 
@@ -101,6 +100,12 @@ def test_push_wanted_matches_the_orm_query(room):
     assert both() == (False, False)
     other = BamFactory(owner=a, members=[owner])  # a's device, another BAM
     assert push_wanted(bam_id=other.pk, sender_id=owner.pk) is True
+    # An app device counts as a browser does.
+    Membership.objects.filter(bam=bam, user=a).update(muted=False)
+    PushSubscription.objects.filter(user=a).delete()
+    assert both() == (False, False)
+    PushDevice.objects.create(user=_b, platform="fcm", token="t0k3n")
+    assert both() == (True, True)
 
 
 def test_a_plain_message_costs_four_statements_then_two(

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from messaging import services as messaging_services
-from push import services
+from push import services, webpush
 from push.models import PushDelivery, PushSubscription
 from push.webpush import PushAnswer, retry_after_seconds
 from tests.factories import BamFactory, UserFactory
@@ -62,7 +62,7 @@ def test_a_delivery_is_claimed_and_sent_once(push_hosts, monkeypatch):
         assert services.delivery_claim(delivery_id=delivery_id) is False
         return PushAnswer(status=201)
 
-    monkeypatch.setattr(services, "send_push", fake_send)
+    monkeypatch.setattr(webpush, "send_push", fake_send)
     assert services.delivery_send(delivery_id=delivery_id, retry=None) == "sent"
     assert services.delivery_send(delivery_id=delivery_id, retry=None) == "skipped"
     assert len(sent) == 1
@@ -96,7 +96,7 @@ def test_a_delivery_that_cannot_be_sent_fails_and_is_not_retried(
     def broken_send(**kwargs):
         raise ValueError("cannot encrypt")
 
-    monkeypatch.setattr(services, "send_push", broken_send)
+    monkeypatch.setattr(webpush, "send_push", broken_send)
     assert services.delivery_send(delivery_id=delivery_id, retry=None) == "failed"
     assert PushDelivery.objects.get(pk=delivery_id).state == "failed"
 
