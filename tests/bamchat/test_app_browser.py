@@ -288,3 +288,56 @@ def test_two_users_chat_live_and_catch_up_after_a_drop(pair, shots, tmp_path):
         "last one",
     ], texts
     assert list(shots.glob("*.png")), "no screenshots written"
+
+
+def test_history_scrolls_up_through_every_page_once(pair, server):
+    alice, _ = pair
+    pair_tokens = post(
+        server.url, "/auth/token", {"username": alice.username, "password": PASSWORD}
+    )
+    bam = post(server.url, "/bams", {"title": "Long history"}, pair_tokens["access"])
+    texts = [f"old message {n:03}" for n in range(1, 121)]  # 50 per page: 3 pages
+    for text in texts:
+        post(
+            server.url,
+            f"/bams/{bam['id']}/messages",
+            {"text": text},
+            pair_tokens["access"],
+        )
+    alice.js("window.location.reload()")
+    alice.wait(lambda: alice.connection() == "connected", "connected after reload")
+    alice.wait(
+        lambda: alice.find(f'#bam-list button[data-bam-id="{bam["id"]}"]'), "the BAM"
+    ).click()
+    alice.wait(lambda: len(alice.messages()) == 50, "the newest page")
+
+    def scrolled_to_all() -> bool:
+        alice.js("document.getElementById('history').scrollTop = 0")
+        return len(alice.messages()) == len(texts)
+
+    alice.wait(scrolled_to_all, "every older page after scrolling up")
+    assert [m["text"] for m in alice.messages()] == texts
+    alice.wait(lambda: not alice.find("#older").is_displayed(), "no more pages")
+
+
+def test_access_token_is_refreshed_before_it_expires(pair, deployment):
+    alice, _ = pair
+    short = deployment.start_server("short-tokens", JWT_ACCESS_MINUTES="1")
+    try:
+        alice.server = short
+        alice.login()
+        first = alice.js("return sessionStorage.getItem('bamchat.tokens')")
+        # One-minute tokens are renewed after the client's 5 s floor.
+        alice.wait(
+            lambda: (
+                alice.js("return sessionStorage.getItem('bamchat.tokens')")
+                not in (first, None)
+            ),
+            "a refreshed token pair",
+        )
+        assert alice.connection() == "connected"
+        alice.find("#logout").click()
+        alice.wait(lambda: alice.find("#login-form").is_displayed(), "the login form")
+        assert alice.js("return sessionStorage.getItem('bamchat.tokens')") is None
+    finally:
+        short.stop()
