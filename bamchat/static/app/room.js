@@ -202,7 +202,11 @@ export class Room {
       }
     }
     list.insertBefore(item, before);
-    if (stick) this.scrollToBottom();
+    if (!stick) return;
+    this.scrollToBottom();
+    for (const img of item.querySelectorAll("img")) {
+      img.addEventListener("load", () => this.scrollToBottom(), { once: true }); // taller now
+    }
   }
 
   nearBottom() {
