@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from bamchat.pages import home, web_app
 from bamchat.views import MetricsView
 from messaging import attachment_views, lifecycle_views
 from messaging import views as messaging_views
@@ -14,6 +15,8 @@ router.trailing_slash = "/?"  # every REST path works with and without the slash
 router.register("bams", messaging_views.BamViewSet, basename="bam")
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("app/", web_app, name="web-app"),
     path("admin/", admin.site.urls),
     re_path(r"^auth/me/?$", realtime_views.MeView.as_view(), name="auth-me"),
     re_path(r"^auth/", include("accounts.urls")),
