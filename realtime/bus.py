@@ -232,6 +232,19 @@ def users_event(
     return True
 
 
+def users_events(*, event: str, items) -> None:
+    """Many ``users_event``s of one name in one envelope: ``items`` are
+    ``(user_ids, data)`` (a batch of presence changes: a storm or a stop)."""
+    bus.send(
+        GLOBAL_GROUP,
+        _envelope(
+            "users_events",
+            event=event,
+            items=[([int(u) for u in users], data) for users, data in items],
+        ),
+    )
+
+
 def broadcast(*, event: str, data) -> bool:
     """An event for every connected socket; says whether the layer took it."""
     return bus.send_confirmed(

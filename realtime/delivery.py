@@ -289,6 +289,10 @@ class Relay:
         sids = self.roster.user_sids(message["users"], message.get("except_bam"))
         await self.send(message["event"], message["data"], sids)
 
+    async def realtime_users_events(self, message: dict) -> None:
+        for users, data in message["items"]:
+            await self.send(message["event"], data, self.roster.user_sids(users))
+
     async def realtime_broadcast(self, message: dict) -> None:
         await self.send(message["event"], message["data"], list(self.roster.local))
 

@@ -117,16 +117,16 @@ class PresenceKeeper:
             except Exception:
                 logger.exception("Could not find who to tell of %d users", len(batch))
                 continue
-            for user_id, status, at in batch:
-                bus.users_event(
-                    user_ids=audiences[user_id],
-                    event="presence-update",
-                    data={
-                        "userId": str(user_id),
-                        "status": status,
-                        "lastSeen": iso(at),
-                    },
-                )
+            bus.users_events(
+                event="presence-update",
+                items=[
+                    (
+                        audiences[user_id],
+                        {"userId": str(user_id), "status": status, "lastSeen": iso(at)},
+                    )
+                    for user_id, status, at in batch
+                ],
+            )
 
     async def record(self) -> None:
         """Write the statuses and last-seen times gathered so far."""

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # A drain never takes longer than this (seconds) beyond the presence grace; an
 # orchestrator's stop timeout (Kubernetes: 30 s) leaves room for it.
-DRAIN_LIMIT_S = 2.5
+DRAIN_LIMIT_S = 5
 # The loop's lateness is measured this often (seconds).
 LAG_PROBE_S = 0.1
 
@@ -163,6 +163,10 @@ class ProcessLife:
         if self.draining or not self._started:
             return
         self.draining = True
+        # The task worker finishes its current task meanwhile (it takes no new one).
+        worker_stopped = asyncio.ensure_future(
+            asyncio.to_thread(in_process_worker.stop)
+        )
         try:
             await asyncio.wait_for(
                 self._drain(), self.server.presence.grace_s + DRAIN_LIMIT_S
@@ -171,7 +175,7 @@ class ProcessLife:
             logger.exception("Clean stop did not finish; stopping anyway")
         for task in self._tasks:
             task.cancel()
-        await asyncio.to_thread(in_process_worker.stop)
+        await worker_stopped
         await bus.bus.stop()
 
     async def _drain(self) -> None:

@@ -50,3 +50,31 @@ async def test_a_stopped_listener_is_logged_restarted_and_reported(caplog):
         await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
     assert task.done(), "a cancelled listener kept running"
     assert manager.listener_running is False
+
+
+async def test_a_disconnect_leaves_the_manager_as_the_librarys_own_would():
+    """Our quick ``basic_disconnect`` ends in the state python-socketio's
+    (which scans every room) ends in, for sockets connecting and going."""
+    from socketio.async_manager import AsyncManager
+
+    ours, theirs = ChannelLayerManager(), AsyncManager()
+    for manager in (ours, theirs):
+        manager.set_server(BamSocketServer())
+        manager.initialize()
+        sids = [await manager.connect(f"eio{i}", "/") for i in range(50)]
+        manager.pending_disconnect["/"] = [sids[3]]
+        manager.callbacks[sids[4]] = {1: print}
+        for sid in [*sids[::2], sids[3], "never-connected"]:
+            manager.basic_disconnect(sid, "/")
+
+    def state(manager):
+        rooms = manager.rooms["/"]
+        return (
+            sorted(rooms[None].values()),  # the eio sids still connected
+            sorted(rooms[None][sid] for sid in rooms if sid is not None),
+            len(manager.callbacks),
+            manager.pending_disconnect,
+        )
+
+    assert state(ours) == state(theirs)
+    assert len(state(ours)[0]) == 24
