@@ -18,6 +18,9 @@ import logging
 import time
 
 from realtime.batching import Batcher
+from realtime.models import Presence
+
+ONLINE = Presence.Status.ONLINE.value
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +30,6 @@ PREFIX = "bamchat:rt:"
 REDIS_TIMEOUT_S = 0.5
 # Calls of this process sharing one pipeline at most.
 PIPELINE_BATCH = 500
-# After a failure, Redis is left alone this long before it is tried again.
-REDIS_RETRY_AFTER_S = 1.0
 # A stopping process waits this long to take its sockets out of the view (one
 # pipeline, however many sockets); past it the survivors' reaper does it.
 DETACH_TIMEOUT_S = 1.0
@@ -66,7 +67,7 @@ class MemoryView:
 
     async def socket_added(self, info) -> bool:
         first = info.user_id not in self.presence
-        self.presence.setdefault(info.user_id, "online")
+        self.presence.setdefault(info.user_id, ONLINE)
         return first
 
     async def socket_changed(self, info) -> None:
@@ -138,7 +139,7 @@ class RedisView:
     def __init__(self, roster, url: str) -> None:
         import redis
 
-        from realtime.redisclient import redis_client
+        from realtime.redisclient import RedisBackoff, redis_client
 
         self.roster = roster
         self.client = redis_client(url, timeout_s=REDIS_TIMEOUT_S)
@@ -147,7 +148,7 @@ class RedisView:
         )
         self._offline = self.client.register_script(_OFFLINE_IF_GONE)
         self._pipelines = Batcher(self._run_builds, max_batch=PIPELINE_BATCH)
-        self.down_until = 0.0
+        self.backoff = RedisBackoff()
         self.detached = False  # stopping: this process writes nothing more
         self.lost = False  # True when Redis may lack our part: rewrite it first
         self._rewriting = False  # a write-back is under way
@@ -161,13 +162,13 @@ class RedisView:
         return self._key("sockets", self.roster.process_id)
 
     def _usable(self) -> bool:
-        return time.monotonic() >= self.down_until
+        return not self.backoff.waiting
 
     def _failed(self, exc: BaseException) -> None:
         if not self.lost:
             logger.error("Redis unreachable; cluster view paused: %s", exc)
         self.lost = True
-        self.down_until = time.monotonic() + REDIS_RETRY_AFTER_S
+        self.backoff.failed()
 
     async def _run(self, build, default=None):
         """Run a pipeline built by ``build``; on failure, remember and move on."""
@@ -244,7 +245,7 @@ class RedisView:
     async def socket_added(self, info) -> bool:
         def build(pipe):
             self._put_socket(pipe, info)
-            pipe.hsetnx(self._key("presence"), info.user_id, "online")
+            pipe.hsetnx(self._key("presence"), info.user_id, ONLINE)
 
         rewrote, result = await self._run_noting_rewrite(build)
         if result is None or rewrote:

@@ -37,6 +37,11 @@ class Presence(models.Model):
         BUSY = "busy", "Busy"
         OFFLINE = "offline", "Offline"
 
+        @classmethod
+        def live(cls) -> tuple[str, ...]:
+            """The statuses of a user with a socket (offline is having none)."""
+            return tuple(s for s in cls.values if s != cls.OFFLINE)
+
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         primary_key=True,

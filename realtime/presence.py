@@ -25,7 +25,8 @@ from realtime.models import Presence as PresenceRow
 
 logger = logging.getLogger(__name__)
 
-CHOOSABLE_STATUSES = tuple(s for s in PresenceRow.Status.values if s != "offline")
+CHOOSABLE_STATUSES = PresenceRow.Status.live()
+ONLINE, OFFLINE = PresenceRow.Status.ONLINE.value, PresenceRow.Status.OFFLINE.value
 # Database writes of presence are gathered for this long (seconds).
 RECORD_EVERY_S = 1.0
 
@@ -46,7 +47,7 @@ class PresenceKeeper:
     async def connected(self, info) -> None:
         """A socket was added to the roster; announce the user if newly online."""
         if await self.roster.add(info):
-            self._announce(info.user_id, "online")
+            self._announce(info.user_id, ONLINE)
 
     async def disconnected(self, sid: str, *, check_later: bool = True):
         """Forget a socket; if it was its user's last here, check back after grace
@@ -72,7 +73,7 @@ class PresenceKeeper:
         away = [u for u in user_ids if not self.roster.has_user(u)]
         if away:
             for user_id in await self.roster.view.offline_if_gone_many(away):
-                self._announce(user_id, "offline")
+                self._announce(user_id, OFFLINE)
         await self.flush()
 
     async def sweep(self) -> None:

@@ -55,22 +55,21 @@ class LocalBuckets:
 # Redis is left alone this long and the process limits on its own meanwhile, so
 # a Redis outage or restart never holds the events it limits.
 REDIS_TIMEOUT_S = 0.25
-REDIS_RETRY_AFTER_S = 1.0
 
 
 class RedisBuckets:
     """Token buckets in Redis, shared by every process; local while Redis is away."""
 
     def __init__(self, url: str) -> None:
-        from realtime.redisclient import redis_client
+        from realtime.redisclient import RedisBackoff, redis_client
 
         self._client = redis_client(url, timeout_s=REDIS_TIMEOUT_S)
         self._script = self._client.register_script(_TOKEN_BUCKET_LUA)
         self._local = LocalBuckets()
-        self._skip_until = 0.0
+        self._backoff = RedisBackoff()
 
     async def hit(self, key: str, burst: int, rate: float) -> float | None:
-        if time.monotonic() < self._skip_until:
+        if self._backoff.waiting:
             return await self._local.hit(key, burst, rate)
         try:
             allowed, retry_ms = await asyncio.wait_for(
@@ -82,7 +81,7 @@ class RedisBuckets:
         except Exception as exc:
             # Keep limiting per process while the shared store is away.
             logger.debug("Rate-limit store unreachable (%s); limiting locally", exc)
-            self._skip_until = time.monotonic() + REDIS_RETRY_AFTER_S
+            self._backoff.failed()
             return await self._local.hit(key, burst, rate)
         return None if int(allowed) else int(retry_ms) / 1000
 

@@ -7,6 +7,8 @@ A blocking pool instead holds at most ``POOL_SIZE`` connections and makes
 further calls wait their turn (Redis answers each in well under a millisecond).
 """
 
+import time
+
 import redis.asyncio as aredis
 
 POOL_SIZE = 64
@@ -15,6 +17,28 @@ POOL_WAIT_S = 10.0
 # A refused connection fails at once; this bounds only a server that does not
 # answer. Shorter, and a busy event loop (a storm) times out healthy connects.
 CONNECT_TIMEOUT_S = 2.0
+
+
+# After a failure, Redis is left alone this long before it is tried again.
+REDIS_RETRY_AFTER_S = 1.0
+
+
+class RedisBackoff:
+    """After a failed call, callers leave Redis alone for ``REDIS_RETRY_AFTER_S``
+    and do without it meanwhile: the one back-off of the cluster view and the
+    shared rate limits, so that a Redis outage never holds what they serve."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a failure was recent enough to skip Redis now."""
+        return time.monotonic() < self.until
+
+    def failed(self) -> None:
+        """Note a failure: skip Redis for a moment from now."""
+        self.until = time.monotonic() + REDIS_RETRY_AFTER_S
 
 
 def redis_client(url: str, *, timeout_s: float) -> aredis.Redis:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from realtime.cluster import MemoryView, RedisView
+from realtime.cluster import ONLINE, MemoryView, RedisView
 
 
 @dataclass(eq=False)
@@ -54,7 +54,7 @@ class Roster:
         """Record a new socket; True if its user had no socket anywhere before."""
         self.local[info.sid] = info
         self.by_user.setdefault(info.user_id, set()).add(info.sid)
-        self.statuses.setdefault(info.user_id, "online")
+        self.statuses.setdefault(info.user_id, ONLINE)
         return await self.view.socket_added(info)
 
     async def remove(self, sid: str) -> SocketInfo | None:

@@ -19,7 +19,7 @@ def presence_get(*, user_id: int) -> dict:
     row = Presence.objects.filter(user_id=user_id).only("last_seen").first()
     last_seen = iso(row.last_seen) if row else None
     return {
-        "status": status or "offline",
+        "status": status or Presence.Status.OFFLINE.value,
         "online": status is not None,
         "lastSeen": last_seen,
     }
@@ -65,7 +65,7 @@ def stats() -> dict:
         "connectedUsers": len({record["user"] for record in sockets}),
         "byStatus": {
             s: sum(1 for v in statuses.values() if v == s)
-            for s in ("online", "away", "busy")
+            for s in Presence.Status.live()
         },
         "rooms": {
             f"bam-{bam_id}": {

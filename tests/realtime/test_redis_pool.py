@@ -54,7 +54,7 @@ async def test_a_burst_of_limit_checks_never_runs_out_of_connections(redis_url, 
     assert results == [None] * BURST  # allowed, shared or local
     failures = [r.getMessage() for r in caplog.records]
     assert not [f for f in failures if "Too many connections" in f], failures[:3]
-    if buckets._skip_until == 0.0:  # no check fell back: all of them are shared
+    if buckets._backoff.until == 0.0:  # no check fell back: all of them are shared
         keys = redis.Redis.from_url(redis_url).keys("bamchat:rl:burst:*")
         assert len(keys) == BURST
 
