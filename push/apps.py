@@ -10,8 +10,9 @@ class PushConfig(AppConfig):
 
         from push import signals  # noqa: F401 - connects the message receiver
         from push.metrics import PushQueueCollector
-        from push.selectors import delivery_figures
+        from push.selectors import delivery_figures, device_figures
         from realtime.admin_views import register_dashboard_section
 
         register_dashboard_section("push", delivery_figures)
+        register_dashboard_section("pushDevices", device_figures)
         REGISTRY.register(PushQueueCollector())

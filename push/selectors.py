@@ -1,10 +1,10 @@
 """Reads on push subscriptions and deliveries."""
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import CharField, Count, F, Q, QuerySet, Sum, Value
 
 from messaging.models import Message
 from messaging.selectors import unread_filter
-from push.models import PushDelivery, PushDevice, PushSubscription
+from push.models import Platform, PushDelivery, PushDevice, PushSubscription
 
 
 def subscription_list(*, user) -> QuerySet[PushSubscription]:
@@ -37,3 +37,19 @@ def delivery_figures() -> dict:
         retried=Sum("retries"),
     )
     return {key: row[key] or 0 for key in ("sent", "failed", "retried", "pending")}
+
+
+def device_figures() -> dict:
+    """Registered push devices by platform: browsers' Web Push subscriptions and
+    apps' FCM and APNs devices, in one query."""
+    web = (
+        PushSubscription.objects.annotate(
+            platform=Value(Platform.WEB.value, output_field=CharField())
+        )
+        .values("platform")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    apps = PushDevice.objects.values("platform").annotate(count=Count("id")).order_by()
+    counts = dict(web.union(apps, all=True).values_list("platform", "count"))
+    return {platform: counts.get(platform, 0) for platform in Platform.values}

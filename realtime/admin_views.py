@@ -4,8 +4,10 @@ realtime dashboard.
 Live sockets are not database rows, so their list is a page of its own: every
 socket on every process, searchable, with the "Disconnect selected sockets"
 action. The dashboard shows the figures of ``GET /websocket/stats`` plus
-messages per minute over the last hour; its script polls ``dashboard_data``
-with the admin session, so the page stays current without reloading.
+messages per minute over the last hour, and the sections other apps register
+(push deliveries, and push devices by platform); its script polls
+``dashboard_data`` with the admin session, so the page stays current without
+reloading.
 """
 
 from datetime import UTC, datetime

@@ -2,6 +2,8 @@ import pytest
 import pytest_asyncio
 
 from tests.live import Api, Deployment
+from tests.push.apns_service import ApnsService
+from tests.push.fcm_service import FcmService
 from tests.push.service import PushService
 
 PUSH_TTL_S = 3600
@@ -65,3 +67,40 @@ async def push_api(push_server):
     client = Api(push_server.url)
     yield client
     await client.close()
+
+
+@pytest.fixture(scope="module")
+def fcm_service():
+    """Google's OAuth token endpoint and FCM ``messages:send`` on loopback."""
+    service = FcmService().start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def apns_service(tmp_path_factory):
+    """APNs over HTTP/2 and TLS (a test CA) on loopback."""
+    service = ApnsService(tmp_path_factory.mktemp("apns")).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def mobile_deployment(push_service, fcm_service, apns_service, tmp_path_factory):
+    """A deployment with Web Push, FCM and APNs credentials for the stand-ins,
+    each server process running a task worker."""
+    credentials = tmp_path_factory.mktemp("fcm") / "service-account.json"
+    credentials.write_text(fcm_service.service_account_json())
+    deployment = push_deployment_for(
+        push_service,
+        FCM_CREDENTIALS_FILE=str(credentials),
+        FCM_API_URL=fcm_service.origin,
+        **apns_service.env(),
+    )
+    yield deployment
+    deployment.close()
+
+
+@pytest.fixture(scope="module")
+def mobile_server(mobile_deployment):
+    return mobile_deployment.start_server("mobile")

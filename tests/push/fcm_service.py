@@ -5,8 +5,9 @@ routes: the OAuth 2 token endpoint, which verifies a service account's JWT
 assertion (RS256 signature with the test key's public key; iss, aud, scope, iat,
 exp) and issues short-lived bearer tokens; and ``messages:send``, which accepts
 only a live bearer token and a well-formed message, answering as a test
-scripted (200 by default). ``service_account_json`` is the key file a Firebase
-console would hand out, for this service.
+scripted (200 by default), or holding its answer until the test releases it.
+``service_account_json`` is the key file a Firebase console would hand out, for
+this service.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class FcmService:
         self.token_requests = 0
         self.requests: list[FcmRequest] = []
         self.scripts: dict[str, list[tuple[int, dict, dict]]] = {}
+        self._held: set[str] = set()
+        self._released = threading.Event()
         self._changed = threading.Condition()
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
@@ -112,6 +115,7 @@ class FcmService:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
@@ -121,6 +125,18 @@ class FcmService:
         """Answer the next sends to this device token: (status, headers, error)."""
         with self._changed:
             self.scripts.setdefault(token, []).extend(answers)
+
+    def hold(self, token: str) -> None:
+        """The next accepted send to this device token is recorded (the push has
+        reached Google) but answered only on ``release()``: a send in flight for
+        as long as a test needs."""
+        with self._changed:
+            self._released.clear()
+            self._held.add(token)
+
+    def release(self) -> None:
+        """Answer the held send (if its client is still there to read it)."""
+        self._released.set()
 
     def expire_tokens(self) -> None:
         """Every bearer token issued so far expires now (as after an hour)."""
@@ -176,6 +192,9 @@ class FcmService:
             except (AssertionError, KeyError, TypeError) as exc:
                 status, headers = 400, {}
                 error = {"status": "INVALID_ARGUMENT", "message": f"shape: {exc!r}"}
+            held = status == 200 and body["message"]["token"] in self._held
+            if held:
+                self._held.discard(body["message"]["token"])
             self.requests.append(
                 FcmRequest(
                     request.match_info["project"],
@@ -186,6 +205,8 @@ class FcmService:
                 )
             )
             self._changed.notify_all()
+        if held:
+            await asyncio.to_thread(self._released.wait, WAIT_S)
         if status == 200:
             name = f"projects/{self.project_id}/messages/{secrets.token_hex(8)}"
             return web.json_response({"name": name})
@@ -202,6 +223,18 @@ class FcmService:
             for r in self.to(token)
             if r.status == 200 and r.body["message"]["data"]["messageId"] == message_id
         ]
+
+    async def wait_request(self, token: str) -> FcmRequest:
+        """Wait until a send to this device token arrived, however it was answered;
+        the first."""
+
+        def wait() -> None:
+            with self._changed:
+                if not self._changed.wait_for(lambda: self.to(token), WAIT_S):
+                    raise AssertionError(f"no FCM send to {token[:8]} within {WAIT_S}s")
+
+        await asyncio.to_thread(wait)
+        return self.to(token)[0]
 
     async def wait_push(self, token: str, message_id: str) -> dict:
         """Wait until a send of this message to this device was accepted."""

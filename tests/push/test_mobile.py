@@ -8,41 +8,10 @@ import pytest
 import pytest_asyncio
 
 from tests.live import Api, Peer
-from tests.push.apns_service import ApnsService
-from tests.push.conftest import push_deployment_for
-from tests.push.fcm_service import FcmService
 from tests.push.service import Browser
 from tests.push.test_delivery import subscribe
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture(scope="module")
-def fcm_service():
-    service = FcmService().start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def apns_service(tmp_path_factory):
-    service = ApnsService(tmp_path_factory.mktemp("apns")).start()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def mobile_server(push_service, fcm_service, apns_service, tmp_path_factory):
-    credentials = tmp_path_factory.mktemp("fcm") / "service-account.json"
-    credentials.write_text(fcm_service.service_account_json())
-    deployment = push_deployment_for(
-        push_service,
-        FCM_CREDENTIALS_FILE=str(credentials),
-        FCM_API_URL=fcm_service.origin,
-        **apns_service.env(),
-    )
-    yield deployment.start_server("mobile")
-    deployment.close()
 
 
 @pytest_asyncio.fixture

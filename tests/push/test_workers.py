@@ -1,5 +1,6 @@
-"""Task workers: two processes racing send each push once; the README's worker
-command sends pushes for servers that run none."""
+"""Task workers: two processes racing send each push once, to browsers and to
+app devices; the README's worker command sends pushes for servers that run
+none."""
 
 import asyncio
 import subprocess
@@ -11,6 +12,7 @@ from tests.live import ROOT, Api
 from tests.push.conftest import push_deployment_for
 from tests.push.service import Browser
 from tests.push.test_delivery import subscribe
+from tests.push.test_mobile import apns_token, fcm_token, register
 
 pytestmark = pytest.mark.live
 
@@ -45,6 +47,40 @@ async def test_two_workers_racing_send_each_push_once(
     for message in messages:
         assert len(browser.delivered_for(message["id"])) == 1, message["id"]
     assert len(push_service.to(browser.path)) == MESSAGES + 1
+
+
+async def test_two_workers_racing_send_each_app_push_once(
+    mobile_deployment, mobile_server, fcm_service, apns_service
+):
+    second = mobile_deployment.start_server("mobile-2")
+    apis = (Api(mobile_server.url), Api(second.url))
+    try:
+        alice, bob = await apis[0].account("alice"), await apis[0].account("bob")
+        bam = await apis[0].bam(alice, bob)
+        android, iphone = fcm_token(), apns_token()
+        await register(apis[0], bob, "fcm", android)
+        await register(apis[0], bob, "apns", iphone)
+        # Writes through both processes (which also starts the second one's worker).
+        messages = await asyncio.gather(
+            *(
+                apis[n % 2].post_message(alice, bam["id"], f"message {n}")
+                for n in range(MESSAGES)
+            )
+        )
+        for message in messages:
+            await fcm_service.wait_push(android, message["id"])
+            await apns_service.wait_push(iphone, message["id"])
+        settle = await apis[0].post_message(alice, bam["id"], "settles both queues")
+        await fcm_service.wait_push(android, settle["id"])
+        await apns_service.wait_push(iphone, settle["id"])
+    finally:
+        for api in apis:
+            await api.close()
+    for message in messages:
+        assert len(fcm_service.delivered(android, message["id"])) == 1, message
+        assert len(apns_service.delivered(iphone, message["id"])) == 1, message
+    assert len(fcm_service.to(android)) == MESSAGES + 1
+    assert len(apns_service.to(iphone)) == MESSAGES + 1
 
 
 def start_db_worker(env: dict[str, str]) -> subprocess.Popen:

@@ -15,12 +15,15 @@ from django.utils import timezone
 from bamchat.formats import iso
 from messaging.models import Message
 from messaging.selectors import messages_per_minute
+from push.models import PushDevice, PushSubscription
+from push.selectors import device_figures
 from realtime import selectors, services
 from realtime.bus import GLOBAL_GROUP
 from realtime.models import Presence, ServerProcess
 from realtime.roster import SocketInfo
 from realtime.server import sio
 from tests.factories import PASSWORD, BamFactory, UserFactory
+from tests.push.test_services import KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -355,6 +358,44 @@ def test_dashboard_data_has_the_stats_figures_and_a_per_minute_series(
     }
     # "59min" (59 min 4 s old) opens the window; "60min" (60 min 5 s) is before it.
     assert counts == {0: 2, 5: 1, 59: 1}, series
+
+
+def push_devices(world) -> None:
+    """Alice has a browser and an Android phone, Bob an iPhone and an Android
+    phone, Carol a browser."""
+    alice, bob, carol = world["alice"], world["bob"], world["carol"]
+    for n, user in enumerate((alice, carol)):
+        PushSubscription.objects.create(
+            user=user, endpoint=f"https://fcm.googleapis.com/fcm/send/{n}", **KEYS
+        )
+    for n, (user, platform) in enumerate(((alice, "fcm"), (bob, "apns"), (bob, "fcm"))):
+        PushDevice.objects.create(user=user, platform=platform, token=f"{n:064x}")
+
+
+def test_dashboard_counts_push_devices_by_platform(admin_client, world):
+    data = admin_client.get(DASHBOARD_DATA).json()
+    assert data["pushDevices"] == {"web": 0, "fcm": 0, "apns": 0}
+
+    push_devices(world)
+    data = admin_client.get(DASHBOARD_DATA).json()
+    assert data["pushDevices"] == {"web": 2, "fcm": 2, "apns": 1}
+    html = admin_client.get(DASHBOARD).content.decode()
+    for platform, count in data["pushDevices"].items():
+        figure = f'id="rt-push-devices-{platform}">{count}<'
+        assert figure in html, f"the page does not show {platform} devices"
+
+    # A device that moves to another user is still one device.
+    PushDevice.objects.filter(platform="apns").update(user=world["carol"])
+    PushSubscription.objects.filter(user=world["carol"]).delete()
+    data = admin_client.get(DASHBOARD_DATA).json()
+    assert data["pushDevices"] == {"web": 1, "fcm": 2, "apns": 1}
+
+
+def test_push_devices_by_platform_is_one_query(world, django_assert_num_queries):
+    push_devices(world)
+    with django_assert_num_queries(1):
+        figures = device_figures()
+    assert figures == {"web": 2, "fcm": 2, "apns": 1}
 
 
 def test_messages_per_minute_is_one_query(world, django_assert_num_queries):
