@@ -102,6 +102,15 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True, editable=False)
     # A deleted message stays as a tombstone: its content is erased for good.
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The message of the same BAM this one answers (services.clean_reply_to).
+    reply_to = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["bam", "seq"]

@@ -47,11 +47,12 @@ def unread_count(*, bam_id: int, user_id: int, after_seq: int) -> int:
     ).count()
 
 
-def with_attachments() -> Prefetch:
+def with_attachments(via: str = "") -> Prefetch:
     """Prefetch of messages' attachments (one query per page, not per message) into
-    ``attachment_rows``, where ``message_payload`` reads them."""
+    ``attachment_rows``, where ``message_payload`` reads them; ``via="reply_to__"``
+    for the messages they answer (their reply previews)."""
     return Prefetch(
-        "attachments",
+        f"{via}attachments",
         queryset=Attachment.objects.order_by("pk"),
         to_attr="attachment_rows",
     )
@@ -192,9 +193,10 @@ def bam_events_between(
 
 
 def message_list_query() -> QuerySet[Message]:
-    """Messages with what their payload needs (sender, reactions, attachments)."""
-    return Message.objects.select_related("sender").prefetch_related(
-        "reactions", with_attachments()
+    """Messages with what their payload needs (sender, reactions, attachments,
+    the message answered)."""
+    return Message.objects.select_related("sender", "reply_to").prefetch_related(
+        "reactions", with_attachments(), with_attachments("reply_to__")
     )
 
 

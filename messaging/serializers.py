@@ -11,6 +11,17 @@ from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message, Messag
 ATTACHMENT_PREVIEW = "📎 attachment"
 
 
+class ReplyToSerializer(serializers.Serializer):
+    """The message answered, as ``reply_payload`` shapes it."""
+
+    id = serializers.CharField()
+    senderId = serializers.CharField()
+    preview = serializers.CharField(
+        allow_null=True, help_text="First 100 characters; null once deleted."
+    )
+    deleted = serializers.BooleanField()
+
+
 class MessageSerializer(serializers.ModelSerializer):
     """A message as clients see it (the ``new-message`` payload of the contract)."""
 
@@ -26,6 +37,7 @@ class MessageSerializer(serializers.ModelSerializer):
     text = serializers.CharField(source="content", read_only=True, allow_null=True)
     tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    replyTo = ReplyToSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Message
@@ -41,6 +53,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "type",
             "tempId",
             "createdAt",
+            "replyTo",
         ]
         read_only_fields = fields
 
@@ -105,6 +118,22 @@ def message_payload(message: Message) -> dict:
         "reactions": []
         if deleted
         else reactions_summary(_prefetched_reactions(message)),
+        "replyTo": reply_payload(message),
+    }
+
+
+def reply_payload(message: Message) -> dict | None:
+    """``{id, senderId, preview, deleted}`` of the message this one answers, as
+    that message is now (a deleted original has no preview), or None."""
+    if message.reply_to_id is None:
+        return None
+    original = message.reply_to
+    gone = original.deleted_at is not None
+    return {
+        "id": str(original.pk),
+        "senderId": str(original.sender_id),
+        "preview": None if gone else message_preview(original),
+        "deleted": gone,
     }
 
 
@@ -149,13 +178,17 @@ def message_attachments(message: Message) -> list:
     return rows
 
 
+# Notifications, push bodies and reply previews show this much of a message.
+PREVIEW_MAX_CHARS = 100
+
+
 def message_preview(message: Message) -> str:
-    """The first 100 characters of a message, for notifications and push bodies;
-    "📎 attachment" for a message with attachments and no text."""
+    """The first 100 characters of a message, for notifications, push bodies and
+    reply previews; "📎 attachment" for a message with attachments and no text."""
     content = message.content or ""
     if not content:
         return ATTACHMENT_PREVIEW if message_attachments(message) else ""
-    return content if len(content) <= 100 else content[:97] + "..."
+    return content[:PREVIEW_MAX_CHARS]
 
 
 class AttachmentSerializer(serializers.Serializer):
@@ -210,6 +243,12 @@ class MessageCreateSerializer(serializers.Serializer):
         required=False,
         max_length=10,
         help_text="Your unused uploads to this BAM; content may then be empty.",
+    )
+    replyToId = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=20,
+        help_text="A message of this BAM that this one answers.",
     )
 
     def validate(self, attrs):

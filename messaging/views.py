@@ -195,6 +195,7 @@ class MessageListView(GenericAPIView):
             temp_id=body.get("tempId"),
             to_user_id=body.get("toUserId"),
             attachment_ids=body.get("attachmentIds"),
+            reply_to_id=body.get("replyToId"),
         )
         code = status.HTTP_201_CREATED if message.created else status.HTTP_200_OK
         return Response(MessageSerializer(message).data, status=code)

@@ -22,6 +22,7 @@ from bamchat.sql import column, db_value, table
 from messaging import statements
 from messaging.models import Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id
+from messaging.serializers import ATTACHMENT_PREVIEW, message_preview
 from messaging.statements import AUDIENCE_CACHE_SIZE
 from push.endpoints import allowed_endpoint, auth_valid, b64url_decode, p256dh_valid
 from push.metrics import PUSH_DEVICES_REPLACED, failures
@@ -31,8 +32,6 @@ from realtime.selectors import user_socket_count
 
 logger = logging.getLogger(__name__)
 
-BODY_MAX_CHARS = 100
-ATTACHMENT_BODY = "📎 attachment"
 GONE_STATUSES = (404, 410)
 
 
@@ -163,7 +162,6 @@ def membership_mute_set(*, bam_id, user, muted) -> Membership:
 
 def message_push_payload(message: Message) -> dict:
     """What the device decrypts: who wrote what where, short enough to show."""
-    content = message.content or ""
     return {
         "type": "new-message",
         "bamId": str(message.bam_id),
@@ -171,7 +169,7 @@ def message_push_payload(message: Message) -> dict:
         "senderId": str(message.sender_id),
         "senderName": message.sender.username,
         "title": message.bam.title,
-        "body": content[:BODY_MAX_CHARS] if content else ATTACHMENT_BODY,
+        "body": message_preview(message) or ATTACHMENT_PREVIEW,
     }
 
 
