@@ -38,6 +38,11 @@ class MessageSerializer(serializers.ModelSerializer):
     tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     replyTo = ReplyToSerializer(read_only=True, allow_null=True)
+    mentions = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Ids of the participants the text names (@username, @all).",
+    )
 
     class Meta:
         model = Message
@@ -54,6 +59,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "tempId",
             "createdAt",
             "replyTo",
+            "mentions",
         ]
         read_only_fields = fields
 
@@ -119,7 +125,22 @@ def message_payload(message: Message) -> dict:
         if deleted
         else reactions_summary(_prefetched_reactions(message)),
         "replyTo": reply_payload(message),
+        "mentions": [str(u) for u in mention_ids(message)],
     }
+
+
+def mention_ids(message: Message) -> list[int]:
+    """Ids of the participants a message's text names now: as the write set
+    them, prefetched (``with_mentions``), or one query."""
+    ids = getattr(message, "mention_ids", None)
+    if ids is not None:
+        return ids
+    rows = getattr(message, "mention_rows", None)
+    if rows is None:
+        if getattr(message, "created", False) or message.pk is None:
+            return []  # just stored on the plain path: its text names nobody
+        rows = message.mentions.filter(named=True).order_by("user_id")
+    return [row.user_id for row in rows]
 
 
 def reply_payload(message: Message) -> dict | None:

@@ -30,6 +30,7 @@ from messaging.cleaning import (
     clean_title,
     clean_type,
 )
+from messaging.mentions import mentions_record
 from messaging.models import Bam, Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id, with_attachments
 
@@ -219,7 +220,8 @@ def message_create(**fields) -> Message:
     sequence number inside the write transaction. ``attachment_ids`` (at most
     10) must be the sender's unused uploads to the same BAM; with any,
     ``content`` may be empty. ``reply_to_id`` must name a message of the same
-    BAM that is not deleted.
+    BAM that is not deleted. Participants named in the text are recorded as
+    mentioned (``messaging.mentions``).
     """
     (result,) = messages_create([message_draft(**fields)])
     if isinstance(result, Exception):
@@ -317,6 +319,7 @@ def _store_checked(draft: MessageDraft) -> Message:
         transaction.set_rollback(True)
         return _stored_with_temp_id(draft)
     attachments_attach(message=message, attachments=attachments)
+    mentions_record(message=message)
     return _announce(message, attachments=attachments)
 
 

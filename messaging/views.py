@@ -67,6 +67,7 @@ class BamViewSet(viewsets.GenericViewSet):
                 {
                     **data,
                     "unreadCount": bam.unread_count,
+                    "unreadMentions": bam.unread_mentions,
                     "lastReadMessageId": None if read is None else str(read),
                     "lastMessage": message_payload(message) if message else None,
                 }

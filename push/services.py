@@ -14,13 +14,13 @@ from functools import cache, lru_cache
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound, invalid
 from bamchat.sql import column, db_value, table
 from messaging import statements
-from messaging.models import Membership, Message
+from messaging.models import Membership, Mention, Message
 from messaging.selectors import bam_get_for_participant, parse_id
 from messaging.serializers import ATTACHMENT_PREVIEW, message_preview
 from messaging.statements import AUDIENCE_CACHE_SIZE
@@ -160,10 +160,11 @@ def membership_mute_set(*, bam_id, user, muted) -> Membership:
     return membership
 
 
-def message_push_payload(message: Message) -> dict:
-    """What the device decrypts: who wrote what where, short enough to show."""
+def message_push_payload(message: Message, *, mentioned: bool = False) -> dict:
+    """What the device decrypts: who wrote what where, short enough to show;
+    ``type`` is ``mention`` for a recipient the message mentions."""
     return {
-        "type": "new-message",
+        "type": "mention" if mentioned else "new-message",
         "bamId": str(message.bam_id),
         "messageId": str(message.pk),
         "senderId": str(message.sender_id),
@@ -222,17 +223,30 @@ def _push_wanted_sql(vendor: str) -> str:
     )
 
 
+def mentioned_ids(*, message_id: int) -> set[int]:
+    """Users a message's text names now."""
+    return set(
+        Mention.objects.filter(message_id=message_id, named=True).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
 @transaction.atomic
-def deliveries_plan(*, message_id: int) -> list[int]:
+def deliveries_plan(*, message_id: int, user_ids=None) -> list[int]:
     """Create the deliveries of a message: each device of each participant but the
-    sender who has not muted the BAM and has no live socket on any process."""
+    sender who has not muted the BAM, or whom it mentions, and has no live socket
+    on any process. With ``user_ids`` (mentioned by an edit), theirs only."""
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return []
+    mentioned = mentioned_ids(message_id=message_id)
+    wanted_users = Q(user__memberships__muted=False) | Q(user_id__in=mentioned)
+    if user_ids is not None:
+        wanted_users = Q(user_id__in=set(user_ids) & mentioned)
     subscriptions = list(
         PushSubscription.objects.filter(
-            user__memberships__bam_id=message.bam_id,
-            user__memberships__muted=False,
+            Q(user__memberships__bam_id=message.bam_id) & wanted_users
         )
         .exclude(user_id=message.sender_id)
         .exclude(expiration__lte=timezone.now())
@@ -324,7 +338,11 @@ def delivery_send(*, delivery_id: int, retry) -> str:
     try:
         answer = subscription_send(
             subscription=subscription,
-            payload=message_push_payload(delivery.message),
+            payload=message_push_payload(
+                delivery.message,
+                mentioned=subscription.user_id
+                in mentioned_ids(message_id=delivery.message_id),
+            ),
             topic=bam_topic(delivery.message.bam_id),
         )
     except Exception:

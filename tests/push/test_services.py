@@ -134,3 +134,36 @@ def test_stored_endpoints_that_fail_the_rule_now_are_not_sent_to(
 def failures_counted(reason: str) -> float:
     labels = {"reason": reason}
     return REGISTRY.get_sample_value("bamchat_push_failures_total", labels) or 0.0
+
+
+@pytest.mark.django_db
+def test_a_mention_pushes_in_a_muted_bam_with_type_mention(push_hosts, monkeypatch):
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    bam = BamFactory(owner=alice, members=[bob, carol])
+    for n, user in enumerate((bob, carol)):
+        services.subscription_save(
+            user=user, endpoint=f"https://fcm.googleapis.com/fcm/send/m{n}", keys=KEYS
+        )
+        services.membership_mute_set(bam_id=bam.pk, user=user, muted=True)
+    monkeypatch.setattr(services, "user_socket_count", lambda *, user_id: 0)
+    message = messaging_services.message_create(
+        bam_id=bam.pk, sender=alice, content=f"look @{bob.username}"
+    )
+    [delivery_id] = services.deliveries_plan(message_id=message.pk)
+    assert PushDelivery.objects.get(pk=delivery_id).subscription.user == bob
+    sent = []
+    monkeypatch.setattr(
+        services, "send_push", lambda **kw: sent.append(kw) or PushAnswer(status=201)
+    )
+    services.delivery_send(delivery_id=delivery_id, retry=None)
+    assert sent[0]["payload"]["type"] == "mention"
+    # An edit naming carol plans hers only; bob's device is not pushed twice.
+    from messaging import lifecycle
+
+    lifecycle.message_edit(
+        message_id=message.pk,
+        user=alice,
+        content=f"look @{bob.username} @{carol.username}",
+    )
+    again = services.deliveries_plan(message_id=message.pk, user_ids=[bob.pk, carol.pk])
+    assert [PushDelivery.objects.get(pk=p).subscription.user for p in again] == [carol]
