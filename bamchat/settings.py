@@ -6,6 +6,7 @@ channels-redis for a multi-process deployment.
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -424,6 +425,23 @@ if PUSH["MAX_DEVICES_PER_USER"] < 1:
     raise ImproperlyConfigured(
         "PUSH_MAX_DEVICES_PER_USER must be at least 1, got "
         f"{PUSH['MAX_DEVICES_PER_USER']}."
+    )
+
+# --- Search ---------------------------------------------------------------------------
+SEARCH = {
+    # PostgreSQL text-search configuration of the stored tsvector and of queries
+    # ("simple" works for every language; "french", "english" ... stem). Read by the
+    # migration that builds the index: rebuild with ``manage.py search_reindex``.
+    "CONFIG": os.environ.get("SEARCH_CONFIG", "simple"),
+    # One search's statement deadline; past it the search is refused (400).
+    "TIMEOUT_MS": env_int("SEARCH_TIMEOUT_MS", 2000),
+    # Words (phrase words included) in one query at most.
+    "MAX_TERMS": env_int("SEARCH_MAX_TERMS", 8),
+}
+if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", SEARCH["CONFIG"]):
+    raise ImproperlyConfigured(
+        f"SEARCH_CONFIG must name a PostgreSQL text-search configuration such as "
+        f"'simple' or 'french', got {SEARCH['CONFIG']!r}."
     )
 
 # --- Attachments ----------------------------------------------------------------------

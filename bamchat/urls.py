@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from bamchat.pages import home, web_app
 from bamchat.views import MetricsView
-from messaging import attachment_views, lifecycle_views
+from messaging import attachment_views, lifecycle_views, search_views
 from messaging import views as messaging_views
 from push import views as push_views
 from realtime import views as realtime_views
@@ -62,6 +62,11 @@ urlpatterns = [
         name="bam-membership",
     ),
     re_path(r"^push/", include("push.urls")),
+    re_path(
+        r"^search/messages/?$",
+        search_views.MessageSearchView.as_view(),
+        name="search-messages",
+    ),
     re_path(
         r"^bams/(?P<bam_id>[^/]+)/attachments/?$",
         attachment_views.AttachmentUploadView.as_view(),

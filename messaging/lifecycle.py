@@ -15,6 +15,7 @@ from django.utils import timezone
 from bamchat.errors import Forbidden, NotFound, invalid
 from bamchat.text import check_storable_text
 from messaging.attachments import message_attachments_delete
+from messaging.mentions import mentions_update
 from messaging.models import Bam, Membership, Message, MessageEvent, Reaction
 from messaging.selectors import parse_id, unread_count
 from messaging.serializers import reactions_summary
@@ -70,15 +71,22 @@ def _message(*, message_id, bam_id=None, alive: bool = True) -> Message:
     return message
 
 
-def _record(bam: Bam, message: Message, kind: str, **fields) -> MessageEvent:
-    return MessageEvent.objects.create(
+def _record(
+    bam: Bam, message: Message, kind: str, newly_mentioned=(), **fields
+) -> MessageEvent:
+    event = MessageEvent(
         bam=bam, message=message, seq=take_seq(bam), kind=kind, **fields
     )
+    # Read by the post_save receivers that notify the newly mentioned.
+    event.newly_mentioned = list(newly_mentioned)
+    event.save(force_insert=True)
+    return event
 
 
 @transaction.atomic
 def message_edit(*, message_id, user, content, bam_id=None) -> Message:
-    """Replace a message's content (its sender only); the room is told."""
+    """Replace a message's content (its sender only); the room is told, and
+    participants the new text names for the first time are notified."""
     content = clean_content(content)
     message = _message(message_id=message_id, bam_id=bam_id)
     bam = _bam_locked(message=message, user=user)
@@ -91,7 +99,8 @@ def message_edit(*, message_id, user, content, bam_id=None) -> Message:
         message.content = content
         message.edited_at = timezone.now()
         message.save(update_fields=["content", "edited_at"])
-        _record(bam, message, MessageEvent.Kind.UPDATED)
+        newly = mentions_update(message=message)
+        _record(bam, message, MessageEvent.Kind.UPDATED, newly_mentioned=newly)
     return message
 
 

@@ -102,6 +102,15 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True, editable=False)
     # A deleted message stays as a tombstone: its content is erased for good.
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The message of the same BAM this one answers (services.clean_reply_to).
+    reply_to = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["bam", "seq"]
@@ -229,3 +238,32 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk} in {self.bam_id})"
+
+
+class Mention(models.Model):
+    """A participant named in a message (``@username``, or ``@all`` by the owner).
+
+    Rows are never deleted by an edit: ``named`` turns false when the name goes,
+    so a name that comes back is not notified twice (messaging.mentions).
+    """
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="mentions"
+    )
+    # The message's BAM, copied so unread mentions are counted per BAM by index.
+    bam = models.ForeignKey(Bam, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    named = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user"], name="mention_unique_message_user"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "bam"])]
+
+    def __str__(self) -> str:
+        return f"@{self.user_id} in #{self.message_id}"

@@ -9,7 +9,14 @@ from django.utils import timezone
 
 from bamchat.errors import DomainError, Invalid, NotFound
 from messaging import statements
-from messaging.models import Attachment, Bam, Membership, Message, MessageEvent
+from messaging.models import (
+    Attachment,
+    Bam,
+    Membership,
+    Mention,
+    Message,
+    MessageEvent,
+)
 
 # Up to 18 ASCII digits: always below 2**63, the largest id a database column holds.
 _ASCII_ID = re.compile(r"[0-9]{1,18}")
@@ -47,11 +54,21 @@ def unread_count(*, bam_id: int, user_id: int, after_seq: int) -> int:
     ).count()
 
 
-def with_attachments() -> Prefetch:
-    """Prefetch of messages' attachments (one query per page, not per message) into
-    ``attachment_rows``, where ``message_payload`` reads them."""
+def with_mentions() -> Prefetch:
+    """Prefetch of messages' current mentions into ``mention_rows``."""
     return Prefetch(
-        "attachments",
+        "mentions",
+        queryset=Mention.objects.filter(named=True).order_by("user_id"),
+        to_attr="mention_rows",
+    )
+
+
+def with_attachments(via: str = "") -> Prefetch:
+    """Prefetch of messages' attachments (one query per page, not per message) into
+    ``attachment_rows``, where ``message_payload`` reads them; ``via="reply_to__"``
+    for the messages they answer (their reply previews)."""
+    return Prefetch(
+        f"{via}attachments",
         queryset=Attachment.objects.order_by("pk"),
         to_attr="attachment_rows",
     )
@@ -59,12 +76,26 @@ def with_attachments() -> Prefetch:
 
 def bam_list_for_user(*, user) -> QuerySet[Bam]:
     """BAMs the user takes part in, most recently active first, each with the
-    user's read position, unread count and last message id (no query per BAM)."""
+    user's read position, unread count, unread mentions and last message id (no
+    query per BAM)."""
     mine = Membership.objects.filter(bam=OuterRef("pk"), user=user)
     unread = (
         Message.objects.filter(
             unread_filter(user_id=user.pk, after_seq=OuterRef("read_seq")),
             bam=OuterRef("pk"),
+        )
+        .order_by()
+        .values("bam")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    mentions = (
+        Mention.objects.filter(
+            user=user,
+            named=True,
+            bam=OuterRef("pk"),
+            message__seq__gt=OuterRef("read_seq"),
+            message__deleted_at__isnull=True,
         )
         .order_by()
         .values("bam")
@@ -78,6 +109,7 @@ def bam_list_for_user(*, user) -> QuerySet[Bam]:
             read_seq=Subquery(mine.values("last_read_seq")[:1]),
             read_message_id=Subquery(mine.values("last_read_message_id")[:1]),
             unread_count=Coalesce(Subquery(unread), 0),
+            unread_mentions=Coalesce(Subquery(mentions), 0),
             last_message_id=Subquery(last[:1]),
         )
         .select_related("owner")
@@ -212,9 +244,10 @@ def bam_events_between(
 
 
 def message_list_query() -> QuerySet[Message]:
-    """Messages with what their payload needs (sender, reactions, attachments)."""
-    return Message.objects.select_related("sender").prefetch_related(
-        "reactions", with_attachments()
+    """Messages with what their payload needs (sender, reactions, attachments,
+    the message answered)."""
+    return Message.objects.select_related("sender", "reply_to").prefetch_related(
+        "reactions", with_mentions(), with_attachments(), with_attachments("reply_to__")
     )
 
 

@@ -11,6 +11,17 @@ from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message, Messag
 ATTACHMENT_PREVIEW = "📎 attachment"
 
 
+class ReplyToSerializer(serializers.Serializer):
+    """The message answered, as ``reply_payload`` shapes it."""
+
+    id = serializers.CharField()
+    senderId = serializers.CharField()
+    preview = serializers.CharField(
+        allow_null=True, help_text="First 100 characters; null once deleted."
+    )
+    deleted = serializers.BooleanField()
+
+
 class MessageSerializer(serializers.ModelSerializer):
     """A message as clients see it (the ``new-message`` payload of the contract)."""
 
@@ -26,6 +37,12 @@ class MessageSerializer(serializers.ModelSerializer):
     text = serializers.CharField(source="content", read_only=True, allow_null=True)
     tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    replyTo = ReplyToSerializer(read_only=True, allow_null=True)
+    mentions = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Ids of the participants the text names (@username, @all).",
+    )
 
     class Meta:
         model = Message
@@ -41,6 +58,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "type",
             "tempId",
             "createdAt",
+            "replyTo",
+            "mentions",
         ]
         read_only_fields = fields
 
@@ -105,6 +124,37 @@ def message_payload(message: Message) -> dict:
         "reactions": []
         if deleted
         else reactions_summary(_prefetched_reactions(message)),
+        "replyTo": reply_payload(message),
+        "mentions": [str(u) for u in mention_ids(message)],
+    }
+
+
+def mention_ids(message: Message) -> list[int]:
+    """Ids of the participants a message's text names now: as the write set
+    them, prefetched (``with_mentions``), or one query."""
+    ids = getattr(message, "mention_ids", None)
+    if ids is not None:
+        return ids
+    rows = getattr(message, "mention_rows", None)
+    if rows is None:
+        if getattr(message, "created", False) or message.pk is None:
+            return []  # just stored on the plain path: its text names nobody
+        rows = message.mentions.filter(named=True).order_by("user_id")
+    return [row.user_id for row in rows]
+
+
+def reply_payload(message: Message) -> dict | None:
+    """``{id, senderId, preview, deleted}`` of the message this one answers, as
+    that message is now (a deleted original has no preview), or None."""
+    if message.reply_to_id is None:
+        return None
+    original = message.reply_to
+    gone = original.deleted_at is not None
+    return {
+        "id": str(original.pk),
+        "senderId": str(original.sender_id),
+        "preview": None if gone else message_preview(original),
+        "deleted": gone,
     }
 
 
@@ -149,13 +199,17 @@ def message_attachments(message: Message) -> list:
     return rows
 
 
+# Notifications, push bodies and reply previews show this much of a message.
+PREVIEW_MAX_CHARS = 100
+
+
 def message_preview(message: Message) -> str:
-    """The first 100 characters of a message, for notifications and push bodies;
-    "📎 attachment" for a message with attachments and no text."""
+    """The first 100 characters of a message, for notifications, push bodies and
+    reply previews; "📎 attachment" for a message with attachments and no text."""
     content = message.content or ""
     if not content:
         return ATTACHMENT_PREVIEW if message_attachments(message) else ""
-    return content if len(content) <= 100 else content[:97] + "..."
+    return content[:PREVIEW_MAX_CHARS]
 
 
 class AttachmentSerializer(serializers.Serializer):
@@ -210,6 +264,12 @@ class MessageCreateSerializer(serializers.Serializer):
         required=False,
         max_length=10,
         help_text="Your unused uploads to this BAM; content may then be empty.",
+    )
+    replyToId = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=20,
+        help_text="A message of this BAM that this one answers.",
     )
 
     def validate(self, attrs):

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from bamchat.errors import DomainError, Forbidden, NotFound, invalid
 from bamchat.metrics import MESSAGE_WRITE_SECONDS
-from bamchat.text import check_storable_text
 from messaging import statements
 from messaging.attachments import (
     attachment_storage_names,
@@ -24,77 +23,20 @@ from messaging.attachments import (
     clean_attachment_ids,
     storage_delete,
 )
-from messaging.models import (
-    CONTENT_MAX_CHARS,
-    TEMP_ID_MAX_CHARS,
-    Bam,
-    Membership,
-    Message,
+from messaging.cleaning import (
+    clean_content,
+    clean_reply_to_id,
+    clean_temp_id,
+    clean_title,
+    clean_type,
 )
+from messaging.mentions import mentions_record
+from messaging.models import Bam, Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id, with_attachments
 
 User = get_user_model()
 
-TITLE_MAX_CHARS = 200
 MAX_PARTICIPANTS_PER_CALL = 200
-
-
-def clean_title(title) -> str:
-    """A BAM title: a non-blank string of at most 200 characters."""
-    if not isinstance(title, str) or not title.strip():
-        raise invalid("title", "A title is required.")
-    title = title.strip()
-    check_storable_text(title, field="title")
-    if len(title) > TITLE_MAX_CHARS:
-        raise invalid(
-            "title", f"Ensure this field has no more than {TITLE_MAX_CHARS} characters."
-        )
-    return title
-
-
-def clean_content(content, *, allow_empty: bool = False) -> str:
-    """Message content: a string of 1..4000 characters after trimming (0.. when the
-    message carries attachments)."""
-    if content is None:
-        if allow_empty:
-            return ""
-        raise invalid("content", "This field is required.")
-    if not isinstance(content, str):
-        raise invalid("content", "Content must be a string.")
-    content = content.strip()
-    if not content and not allow_empty:
-        raise invalid("content", "Content may not be blank.")
-    check_storable_text(content, field="content")
-    if len(content) > CONTENT_MAX_CHARS:
-        raise invalid(
-            "content",
-            f"Ensure this field has no more than {CONTENT_MAX_CHARS} characters.",
-        )
-    return content
-
-
-def clean_type(value) -> str:
-    """Message type: one of text, system, image, file (text when absent)."""
-    if value is None:
-        return Message.Type.TEXT
-    if not isinstance(value, str) or value not in Message.Type.values:
-        raise invalid("type", f"Type must be one of: {', '.join(Message.Type.values)}.")
-    return value
-
-
-def clean_temp_id(value) -> str | None:
-    """Client deduplication id: a short string (an integer becomes its digits)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise invalid("tempId", "tempId must be a string.")
-    value = str(value)
-    check_storable_text(value, field="tempId")
-    if len(value) > TEMP_ID_MAX_CHARS:
-        raise invalid(
-            "tempId", f"Ensure tempId has no more than {TEMP_ID_MAX_CHARS} characters."
-        )
-    return value
 
 
 def _user_ids(raw_ids, *, field: str) -> list[int]:
@@ -228,15 +170,18 @@ class MessageDraft:
     temp_id: str | None
     to_user_id: object
     attachment_pks: tuple[int, ...]
+    reply_to_id: int | None = None
 
     @property
     def plain(self) -> bool:
-        """No attachments, no recipient, not a system message: the common case,
-        stored in two statements."""
+        """No attachments, recipient, reply or possible mention, not a system
+        message: the common case, stored in two statements."""
         return (
             not self.attachment_pks
             and self.to_user_id in (None, "")
             and self.type != Message.Type.SYSTEM
+            and self.reply_to_id is None
+            and "@" not in self.content
         )
 
 
@@ -249,6 +194,7 @@ def message_draft(
     temp_id=None,
     to_user_id=None,
     attachment_ids=None,
+    reply_to_id=None,
 ) -> MessageDraft:
     """Check a new message's input (Invalid, or NotFound for a bad BAM id)."""
     attachment_pks = clean_attachment_ids(attachment_ids)
@@ -260,6 +206,7 @@ def message_draft(
         sender=sender,
         to_user_id=to_user_id,
         attachment_pks=tuple(attachment_pks),
+        reply_to_id=clean_reply_to_id(reply_to_id),
     )
 
 
@@ -272,7 +219,9 @@ def message_create(**fields) -> Message:
     ``created`` False, and announces nothing. The message gets the BAM's next
     sequence number inside the write transaction. ``attachment_ids`` (at most
     10) must be the sender's unused uploads to the same BAM; with any,
-    ``content`` may be empty.
+    ``content`` may be empty. ``reply_to_id`` must name a message of the same
+    BAM that is not deleted. Participants named in the text are recorded as
+    mentioned (``messaging.mentions``).
     """
     (result,) = messages_create([message_draft(**fields)])
     if isinstance(result, Exception):
@@ -358,17 +307,36 @@ def _store_checked(draft: MessageDraft) -> Message:
             bam_id=draft.bam_id, user_id=to_user_id
         ).exists():
             raise invalid("toUserId", "toUserId must be a participant of this BAM.")
+    reply_to = _reply_to(draft)
     attachments = attachments_claim(
         ids=list(draft.attachment_pks), bam_id=draft.bam_id, sender=draft.sender
     )
     message = _new_message(draft, now=now, to_user_id=to_user_id)
+    message.reply_to = reply_to
     message.seq, message.audience_version = taken
     if not statements.message_row_insert(message):
         # The same tempId was committed meanwhile by another process.
         transaction.set_rollback(True)
         return _stored_with_temp_id(draft)
     attachments_attach(message=message, attachments=attachments)
+    mentions_record(message=message)
     return _announce(message, attachments=attachments)
+
+
+def _reply_to(draft: MessageDraft) -> Message | None:
+    """The message answered: one of the same BAM, not deleted; else Invalid."""
+    if draft.reply_to_id is None:
+        return None
+    original = (
+        Message.objects.filter(
+            pk=draft.reply_to_id, bam_id=draft.bam_id, deleted_at__isnull=True
+        )
+        .prefetch_related(with_attachments())
+        .first()
+    )
+    if original is None:
+        raise invalid("replyToId", "replyToId must be a message of this BAM.")
+    return original
 
 
 def _new_message(draft: MessageDraft, *, now, to_user_id=None) -> Message:
@@ -412,8 +380,8 @@ def _message_by_temp_id(draft: MessageDraft) -> Message | None:
         Message.objects.filter(
             bam_id=draft.bam_id, sender_id=draft.sender.pk, temp_id=draft.temp_id
         )
-        .select_related("sender")
-        .prefetch_related(with_attachments())
+        .select_related("sender", "reply_to")
+        .prefetch_related(with_attachments(), with_attachments("reply_to__"))
         .first()
     )
     if message is not None:

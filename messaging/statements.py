@@ -39,6 +39,7 @@ def _sql(vendor: str) -> dict[str, str]:
         "temp_id",
         "seq",
         "created_at",
+        "reply_to",
     ]
     insert_columns = ", ".join(column(Message, f) for f in columns)
     placeholders = ", ".join(["%s"] * len(columns))
@@ -157,6 +158,7 @@ def _row_values(message: Message) -> list:
         message.temp_id,
         message.seq,
         db_value(Message, "created_at", message.created_at),
+        message.reply_to_id,
     ]
 
 
@@ -180,7 +182,7 @@ def message_insert_with_seq(message: Message, *, user_id: int, now) -> str:
         return "stored" if message_row_insert(message) else "repeated"
     row = _row_values(message)  # its seq (index 6) comes from the UPDATE
     values = [db_value(Bam, "updated_at", now), message.bam_id, message.bam_id]
-    values += [user_id, *row[:6], row[7]]
+    values += [user_id, *row[:6], *row[7:]]
     with connection.cursor() as cursor:
         cursor.execute(sql("message_insert_with_seq"), values)
         got = cursor.fetchone()

@@ -67,6 +67,7 @@ class BamViewSet(viewsets.GenericViewSet):
                 {
                     **data,
                     "unreadCount": bam.unread_count,
+                    "unreadMentions": bam.unread_mentions,
                     "lastReadMessageId": None if read is None else str(read),
                     "lastMessage": message_payload(message) if message else None,
                 }
@@ -195,6 +196,7 @@ class MessageListView(GenericAPIView):
             temp_id=body.get("tempId"),
             to_user_id=body.get("toUserId"),
             attachment_ids=body.get("attachmentIds"),
+            reply_to_id=body.get("replyToId"),
         )
         code = status.HTTP_201_CREATED if message.created else status.HTTP_200_OK
         return Response(MessageSerializer(message).data, status=code)

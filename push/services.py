@@ -19,8 +19,9 @@ from django.utils import timezone
 from bamchat.errors import Forbidden, NotFound, invalid
 from bamchat.sql import column, db_value, table
 from messaging import statements
-from messaging.models import Membership, Message
+from messaging.models import Membership, Mention, Message
 from messaging.selectors import bam_get_for_participant, parse_id
+from messaging.serializers import ATTACHMENT_PREVIEW, message_preview
 from messaging.statements import AUDIENCE_CACHE_SIZE
 from push.apns import ApnsSender
 from push.endpoints import clean_endpoint, clean_expiration, clean_keys, same_keys
@@ -39,8 +40,6 @@ from realtime.selectors import user_socket_count
 
 logger = logging.getLogger(__name__)
 
-BODY_MAX_CHARS = 100
-ATTACHMENT_BODY = "📎 attachment"
 # One sender per platform; each answers in ``push.senders`` terms.
 SENDERS: dict[str, Sender] = {
     sender.platform: sender for sender in (WebPushSender(), FcmSender(), ApnsSender())
@@ -125,17 +124,17 @@ def membership_mute_set(*, bam_id, user, muted) -> Membership:
     return membership
 
 
-def message_push_payload(message: Message) -> dict:
-    """What the device decrypts: who wrote what where, short enough to show."""
-    content = message.content or ""
+def message_push_payload(message: Message, *, mentioned: bool = False) -> dict:
+    """What the device decrypts: who wrote what where, short enough to show;
+    ``type`` is ``mention`` for a recipient the message mentions."""
     return {
-        "type": "new-message",
+        "type": "mention" if mentioned else "new-message",
         "bamId": str(message.bam_id),
         "messageId": str(message.pk),
         "senderId": str(message.sender_id),
         "senderName": message.sender.username,
         "title": message.bam.title,
-        "body": content[:BODY_MAX_CHARS] if content else ATTACHMENT_BODY,
+        "body": message_preview(message) or ATTACHMENT_PREVIEW,
     }
 
 
@@ -145,10 +144,13 @@ def bam_topic(bam_id: int) -> str:
     return f"bam-{bam_id}"
 
 
-def message_notification(message: Message, *, badge: int | None = None) -> Notification:
+def message_notification(
+    message: Message, *, badge: int | None = None, mentioned: bool = False
+) -> Notification:
     """A message's push for every platform: the BAM's title (else the sender's
-    name), the Web Push preview, and the ids as strings."""
-    payload = message_push_payload(message)
+    name), the Web Push preview, the ids as strings, and ``type`` ``mention`` for
+    a recipient the message mentions."""
+    payload = message_push_payload(message, mentioned=mentioned)
     return Notification(
         title=message.bam.title or message.sender.username,
         body=payload["body"],
@@ -224,26 +226,38 @@ def _push_wanted_sql(vendor: str) -> str:
     )
 
 
+def mentioned_ids(*, message_id: int) -> set[int]:
+    """Users a message's text names now."""
+    return set(
+        Mention.objects.filter(message_id=message_id, named=True).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
 @transaction.atomic
-def deliveries_plan(*, message_id: int) -> list[int]:
+def deliveries_plan(*, message_id: int, user_ids=None) -> list[int]:
     """Create the deliveries of a message: each device (browser or app) of each
-    participant but the sender who has not muted the BAM and has no live socket
-    on any process."""
+    participant but the sender who has not muted the BAM, or whom it mentions, and
+    has no live socket on any process. With ``user_ids`` (mentioned by an edit),
+    the devices of those of them the message mentions only."""
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return []
-    audience = {
-        "user__memberships__bam_id": message.bam_id,
-        "user__memberships__muted": False,
-    }
+    mentioned = mentioned_ids(message_id=message_id)
+    wanted_users = Q(user__memberships__muted=False) | Q(user_id__in=mentioned)
+    if user_ids is not None:
+        wanted_users = Q(user_id__in=set(user_ids) & mentioned)
+    # One filter call: the BAM and the mute are read from the same membership row.
+    audience = Q(user__memberships__bam_id=message.bam_id) & wanted_users
     subscriptions = (
-        PushSubscription.objects.filter(**audience)
+        PushSubscription.objects.filter(audience)
         .exclude(user_id=message.sender_id)
         .exclude(expiration__lte=timezone.now())
         .values_list("pk", "user_id")
     )
     devices = (
-        PushDevice.objects.filter(**audience)
+        PushDevice.objects.filter(audience)
         .exclude(user_id=message.sender_id)
         .values_list("pk", "user_id", "platform")
     )
@@ -342,9 +356,12 @@ def delivery_send(*, delivery_id: int, retry) -> str:
         badge = (
             None if delivery.device is None else unread_total(user_id=target.user_id)
         )
+        mentioned = target.user_id in mentioned_ids(message_id=delivery.message_id)
         outcome = target_send(
             target=target,
-            notification=message_notification(delivery.message, badge=badge),
+            notification=message_notification(
+                delivery.message, badge=badge, mentioned=mentioned
+            ),
         )
     except Exception:
         logger.exception("Push %s could not be sent", delivery_id)

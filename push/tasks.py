@@ -22,8 +22,9 @@ DELIVERY_KEEP_DAYS = 30
 
 
 @task()
-def push_fanout(message_id: int) -> int:
-    """Create a message's deliveries and enqueue one send per device.
+def push_fanout(message_id: int, user_ids: list[int] | None = None) -> int:
+    """Create a message's deliveries (only for ``user_ids``, newly mentioned by
+    an edit, when given) and enqueue one send per device.
 
     Safe to run again: planning and enqueueing are one transaction, and a second
     plan creates no delivery twice (unique per device and message) and enqueues
@@ -31,7 +32,7 @@ def push_fanout(message_id: int) -> int:
     """
     # One transaction: the deliveries and their send tasks exist together or not.
     with transaction.atomic():
-        planned = services.deliveries_plan(message_id=message_id)
+        planned = services.deliveries_plan(message_id=message_id, user_ids=user_ids)
         for delivery_id in planned:
             push_send.enqueue(delivery_id)
     return len(planned)

@@ -296,7 +296,8 @@ class BamNamespace(socketio.AsyncNamespace):
         if not isinstance(payload, dict):
             raise Invalid(
                 "Expected an object "
-                "{bamId, content, type?, tempId?, toUserId?, attachmentIds?}."
+                "{bamId, content, type?, tempId?, toUserId?, attachmentIds?, "
+                "replyToId?}."
             )
         bam_id = _bam_id_of(payload, allow_bare=False)
         draft = messaging_services.message_draft(
@@ -307,6 +308,7 @@ class BamNamespace(socketio.AsyncNamespace):
             temp_id=payload.get("tempId"),
             to_user_id=payload.get("toUserId"),
             attachment_ids=payload.get("attachmentIds"),
+            reply_to_id=payload.get("replyToId"),
         )
         message = await self.server.writer.store(draft)
         info.access.add(bam_id)

@@ -24,7 +24,8 @@ from realtime import bus
 
 @receiver(post_save, sender=Message, dispatch_uid="realtime.message_saved")
 def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
-    """A new message: ``new-message`` to its room, ``notification`` to the others."""
+    """A new message: ``new-message`` to its room, ``notification`` to the others
+    (of type ``mention`` for those it mentions)."""
     if not created or kwargs.get("raw"):
         return
     payload = message_payload(instance)
@@ -32,7 +33,8 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
     everyone = participant_ids(
         bam_id=bam_id, audience_version=getattr(instance, "audience_version", None)
     )
-    recipients = [u for u in everyone if u != instance.sender_id]
+    mentioned = set(getattr(instance, "mention_ids", ()))
+    recipients = [u for u in everyone if u != instance.sender_id and u not in mentioned]
     notification = {
         "type": "new-message",
         "bamId": str(bam_id),
@@ -50,8 +52,31 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
                 data=notification,
                 except_bam=bam_id,
             )
+        mentions_announce(instance, user_ids=mentioned)
 
     transaction.on_commit(announce)
+
+
+def mention_notification(message: Message) -> dict:
+    """The ``notification`` a mentioned participant's sockets get."""
+    return {
+        "type": "mention",
+        "bamId": str(message.bam_id),
+        "messageId": str(message.pk),
+        "senderId": str(message.sender_id),
+    }
+
+
+def mentions_announce(message: Message, *, user_ids) -> None:
+    """``notification`` (mention) to the sockets of these users outside the room
+    (in it, ``new-message`` or ``message-updated`` names them)."""
+    if user_ids:
+        bus.users_event(
+            user_ids=sorted(user_ids),
+            event="notification",
+            data=mention_notification(message),
+            except_bam=message.bam_id,
+        )
 
 
 @receiver(post_save, sender=MessageEvent, dispatch_uid="realtime.message_changed")
@@ -61,9 +86,13 @@ def message_changed(sender, instance: MessageEvent, created: bool, **kwargs) -> 
         return
     event, payload = message_event_payload(instance)
     bam_id = instance.bam_id
-    transaction.on_commit(
-        lambda: bus.bam_event(bam_id=bam_id, event=event, data=payload)
-    )
+    message, newly = instance.message, getattr(instance, "newly_mentioned", ())
+
+    def announce() -> None:
+        bus.bam_event(bam_id=bam_id, event=event, data=payload)
+        mentions_announce(message, user_ids=newly)
+
+    transaction.on_commit(announce)
 
 
 @receiver(post_save, sender=Membership, dispatch_uid="realtime.read_moved")

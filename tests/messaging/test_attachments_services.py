@@ -98,12 +98,13 @@ def test_history_and_replay_load_attachments_in_one_query(
             content=f"m{n}",
             attachment_ids=[_upload(bam, user).pk, _upload(bam, user).pk],
         )
-    # Messages with their senders, their reactions, their attachments: three
-    # queries however many messages (the replay adds one for message changes).
-    with django_assert_max_num_queries(3):
+    # Messages with their senders, their reactions, their mentions, their
+    # attachments: four queries however many messages (the replay adds one for
+    # message changes).
+    with django_assert_max_num_queries(4):
         payloads = [message_payload(m) for m in selectors.message_list(bam=bam)]
     assert all(len(p["attachments"]) == 2 for p in payloads)
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         events = selectors.bam_events_between(bam_id=bam.pk, after_seq=0)
     assert [len(data["attachments"]) for _, data in events] == [2] * 6
 

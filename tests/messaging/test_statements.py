@@ -316,3 +316,14 @@ def test_reading_does_not_move_the_audience_version(room):
     before = _version(bam)
     lifecycle.read_mark(bam_id=bam.pk, user=a, message_id=message.pk)
     assert _version(bam) == before
+
+
+def test_a_reply_stored_by_the_statements_reads_back_equal(room):
+    owner, a, _, bam = room
+    original = services.message_create(bam_id=bam.pk, sender=owner, content="q")
+    reply = services.message_create(
+        bam_id=bam.pk, sender=a, content="a", reply_to_id=original.pk
+    )
+    from_orm = Message.objects.select_related("sender", "reply_to").get(pk=reply.pk)
+    assert from_orm.reply_to_id == original.pk
+    assert message_payload(reply) == message_payload(from_orm)

@@ -5,9 +5,11 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
+from messaging import lifecycle
 from messaging import services as messaging_services
 from push import services, webpush
-from push.models import PushDelivery, PushSubscription
+from push.models import PushDelivery, PushDevice, PushSubscription
+from push.senders import Outcome, Result
 from push.webpush import PushAnswer, retry_after_seconds
 from tests.factories import BamFactory, UserFactory
 
@@ -134,3 +136,88 @@ def test_stored_endpoints_that_fail_the_rule_now_are_not_sent_to(
 def failures_counted(reason: str) -> float:
     labels = {"reason": reason}
     return REGISTRY.get_sample_value("bamchat_push_failures_total", labels) or 0.0
+
+
+@pytest.mark.django_db
+def test_a_mention_pushes_in_a_muted_bam_with_type_mention(push_hosts, monkeypatch):
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    bam = BamFactory(owner=alice, members=[bob, carol])
+    for n, user in enumerate((bob, carol)):
+        services.subscription_save(
+            user=user, endpoint=f"https://fcm.googleapis.com/fcm/send/m{n}", keys=KEYS
+        )
+        services.membership_mute_set(bam_id=bam.pk, user=user, muted=True)
+    monkeypatch.setattr(services, "user_socket_count", lambda *, user_id: 0)
+    message = messaging_services.message_create(
+        bam_id=bam.pk, sender=alice, content=f"look @{bob.username}"
+    )
+    [delivery_id] = services.deliveries_plan(message_id=message.pk)
+    assert PushDelivery.objects.get(pk=delivery_id).subscription.user == bob
+    sent = []
+    monkeypatch.setattr(
+        webpush, "send_push", lambda **kw: sent.append(kw) or PushAnswer(status=201)
+    )
+    assert services.delivery_send(delivery_id=delivery_id, retry=None) == "sent"
+    assert sent[0]["payload"]["type"] == "mention"
+    # An edit naming carol plans hers only; bob's device is not pushed twice.
+    lifecycle.message_edit(
+        message_id=message.pk,
+        user=alice,
+        content=f"look @{bob.username} @{carol.username}",
+    )
+    again = services.deliveries_plan(message_id=message.pk, user_ids=[bob.pk, carol.pk])
+    assert [PushDelivery.objects.get(pk=p).subscription.user for p in again] == [carol]
+
+
+class RecordingSender:
+    """An app platform's sender that accepts every push and keeps it."""
+
+    def __init__(self, platform):
+        self.platform, self.sent = platform, []
+
+    def send(self, *, target, notification):
+        self.sent.append((target.user_id, notification))
+        return Outcome(Result.SENT, 200)
+
+
+@pytest.mark.django_db
+def test_app_devices_follow_the_same_mention_rule(monkeypatch):
+    alice, bob, carol, dave = UserFactory(), UserFactory(), UserFactory(), UserFactory()
+    bam = BamFactory(owner=alice, members=[bob, carol, dave])
+    senders = {}
+    for platform, user, token in (
+        ("fcm", bob, "bob:fcm"),
+        ("apns", carol, "ab" * 32),
+        ("fcm", dave, "dave:fcm"),
+    ):
+        PushDevice.objects.create(user=user, platform=platform, token=token)
+        senders[platform] = RecordingSender(platform)
+        monkeypatch.setitem(services.SENDERS, platform, senders[platform])
+    for user in (bob, carol):
+        services.membership_mute_set(bam_id=bam.pk, user=user, muted=True)
+    monkeypatch.setattr(services, "user_socket_count", lambda *, user_id: 0)
+    message = messaging_services.message_create(
+        bam_id=bam.pk, sender=alice, content=f"look @{bob.username}"
+    )
+    planned = services.deliveries_plan(message_id=message.pk)
+    users = [PushDelivery.objects.get(pk=p).device.user for p in planned]
+    assert sorted(u.pk for u in users) == sorted([bob.pk, dave.pk])  # carol muted
+    for delivery_id in planned:
+        assert services.delivery_send(delivery_id=delivery_id, retry=None) == "sent"
+    types = {user_id: n.data["type"] for user_id, n in senders["fcm"].sent}
+    assert types == {bob.pk: "mention", dave.pk: "new-message"}
+    [bob_push] = [n for user_id, n in senders["fcm"].sent if user_id == bob.pk]
+    assert bob_push.web_payload["type"] == "mention"
+    # An edit naming carol plans her app device only, with type mention.
+    lifecycle.message_edit(
+        message_id=message.pk,
+        user=alice,
+        content=f"look @{bob.username} @{carol.username}",
+    )
+    again = services.deliveries_plan(
+        message_id=message.pk, user_ids=[bob.pk, carol.pk, dave.pk]
+    )
+    assert [PushDelivery.objects.get(pk=p).device.user for p in again] == [carol]
+    assert services.delivery_send(delivery_id=again[0], retry=None) == "sent"
+    [(user_id, notification)] = senders["apns"].sent
+    assert user_id == carol.pk and notification.data["type"] == "mention"
