@@ -9,6 +9,8 @@ later migration that rebuilds the message table drops the triggers: such a
 migration must call ``index_create`` again.
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from messaging.models import Message
 
 FTS_TABLE = "messaging_message_fts"
@@ -75,7 +77,9 @@ def index_create(connection, *, config: str) -> None:
     statements = {"postgresql": lambda: _postgres(config), "sqlite": _sqlite}
     build = statements.get(connection.vendor)
     if build is None:
-        raise NotImplementedError(f"No message search on {connection.vendor}.")
+        raise ImproperlyConfigured(
+            f"Message search needs PostgreSQL or SQLite, not {connection.vendor}."
+        )
     with connection.cursor() as cursor:
         for statement in build():
             cursor.execute(statement)

@@ -1,5 +1,6 @@
 import pytest
 import pytest_asyncio
+from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.live import Api, Deployment, Peer
@@ -65,3 +66,10 @@ def _fast_password_hashing(settings):
 def rest():
     """DRF test client against the in-process app (unit tests of the REST layer)."""
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only_cases_run_on_sqlite(request):
+    """A ``sqlite_only`` case on another database is a mistake of selection."""
+    if request.node.get_closest_marker("sqlite_only") and connection.vendor != "sqlite":
+        pytest.fail("sqlite_only: deselect it on PostgreSQL (-m 'not sqlite_only')")

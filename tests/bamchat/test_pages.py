@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import ROOT
+from tests.live import ROOT, ci
 
 STATIC = ROOT / "bamchat" / "static" / "app"
 VENDOR = STATIC / "vendor"
@@ -34,6 +34,8 @@ def test_shipped_bundle_is_the_pinned_release():
 
 def test_shipped_bundle_matches_the_installed_npm_package():
     if not (NPM_PACKAGE / "package.json").exists():
+        if ci():
+            pytest.fail("tests/js/node_modules is missing; CI must install it")
         pytest.skip("tests/js/node_modules is not installed (scripts/dev.py test)")
     installed = (NPM_PACKAGE / "package.json").read_text()
     assert f'"version": "{CLIENT_VERSION}"' in installed
