@@ -106,9 +106,20 @@ class Browser:
         )
 
     def in_message(self, text: str, css: str):
+        from selenium.common.exceptions import NoSuchElementException
+
         message = self.message(text)
-        assert message, f"{self.username} does not show {text!r}"
+        if not message:
+            raise NoSuchElementException(f"{self.username} does not show {text!r}")
         return self.find(f'#messages li[data-id="{message["id"]}"] {css}')
+
+    def click_in(self, text: str, css: str, what: str) -> None:
+        """Click ``css`` in the message ``text``, found afresh: a receipt or a
+        reaction may re-render the message between finding and clicking."""
+        self.wait(
+            lambda: (element := self.in_message(text, css)) and (element.click() or True),
+            what,
+        )
 
     def connection(self) -> str:
         return self.find("#conn").get_attribute("data-state")
@@ -207,14 +218,14 @@ def test_two_users_chat_live_and_catch_up_after_a_drop(pair, shots, tmp_path):
     # Edit: Alice fixes her message; Bob sees the new text, marked edited.
     from selenium.webdriver.common.keys import Keys
 
-    alice.in_message("hello bob", "button.edit").click()
+    alice.click_in("hello bob", "button.edit", "the edit button")
     editor = alice.find("#messages input.edit-input")
     editor.clear()
     editor.send_keys("hello Bob!", Keys.ENTER)
     bob.wait_message("hello Bob!", lambda m: m["edited"], "the edited text")
 
     # Reaction: Bob reacts; Alice sees the count.
-    bob.in_message("hello Bob!", 'button.react[data-emoji="👍"]').click()
+    bob.click_in("hello Bob!", 'button.react[data-emoji="👍"]', "the 👍 button")
     alice.wait_message("hello Bob!", lambda m: m["reactions"] == ["👍 1"], "👍 1")
 
     # Read receipt: Bob has read up to his own last message, so Alice's view of
@@ -227,10 +238,13 @@ def test_two_users_chat_live_and_catch_up_after_a_drop(pair, shots, tmp_path):
     # Delete: Alice deletes a message; Bob sees a tombstone.
     alice.send("oops, wrong room")
     bob.wait_message("oops, wrong room")
-    remove = alice.in_message("oops, wrong room", "button.delete")
-    remove.click()
-    alice.wait(lambda: remove.text == "Really delete?", "the confirm step")
-    remove.click()
+    alice.click_in("oops, wrong room", "button.delete", "the delete button")
+    alice.wait(
+        lambda: alice.in_message("oops, wrong room", "button.delete").text
+        == "Really delete?",
+        "the confirm step",
+    )
+    alice.click_in("oops, wrong room", "button.delete", "the confirming click")
     bob.wait(
         lambda: (
             bob.message("oops, wrong room") is None
@@ -318,8 +332,7 @@ def test_history_scrolls_up_through_every_page_once(pair, server):
     alice.wait(scrolled_to_all, "every older page after scrolling up")
     assert [m["text"] for m in alice.messages()] == texts
 
-    # The join's replay may show every message before the pages are read; the
-    # pages left are read as the reader keeps scrolling up, then none is left.
+    # Every page has been read: scrolling up asks for nothing more.
     def no_more_pages() -> bool:
         alice.js("document.getElementById('history').scrollTop = 0")
         return not alice.find("#older").is_displayed()

@@ -33,10 +33,11 @@ function attachment(item) {
 
 /**
  * The ``<li>`` for a message payload. ``actions`` has ``edit(message)``,
- * ``remove(message, button)``, ``react(message, emoji, on)``; ``me`` is the
- * viewer's user id and ``seenBy`` the names whose read position is here.
+ * ``remove(message)``, ``react(message, emoji, on)``; ``me`` is the viewer's
+ * user id, ``seenBy`` the names whose read position is here and ``armed`` whether
+ * the delete button waits for its confirming click.
  */
-export function messageItem(message, { me, actions, seenBy = [] }) {
+export function messageItem(message, { me, actions, seenBy = [], armed = false }) {
   const mine = message.senderId === me;
   const item = el("li", {
     class: `message${mine ? " mine" : ""}${message.deleted ? " deleted" : ""}`,
@@ -99,9 +100,13 @@ export function messageItem(message, { me, actions, seenBy = [] }) {
     tools.append(
       el("button", { type: "button", class: "edit", onclick: () => actions.edit(message) }, "Edit"),
     );
-    const remove = el("button", { type: "button", class: "delete" }, "Delete");
-    remove.addEventListener("click", () => actions.remove(message, remove));
-    tools.append(remove);
+    tools.append(
+      el(
+        "button",
+        { type: "button", class: "delete", onclick: () => actions.remove(message) },
+        armed ? "Really delete?" : "Delete",
+      ),
+    );
   }
   item.append(tools);
   if (seenBy.length) item.append(el("p", { class: "seen" }, `Seen by ${seenBy.join(", ")}`));

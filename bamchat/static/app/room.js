@@ -5,7 +5,9 @@
 // Joining sends ``sinceSeq: lastSeq``; the server replays every later event, in
 // order and before the ack. Applying an event is idempotent (a message id is
 // shown once; an edit replaces content; a reaction sets the count), so an event
-// already reflected in a REST page is harmless when it is replayed.
+// already reflected in a REST page is harmless when it is replayed. The newest
+// REST page counts as applied up to its newest message's seq: a join replays
+// only what came after it, not the whole history.
 
 import { api, upload } from "./auth.js";
 import { el, fill } from "./dom.js";
@@ -43,6 +45,8 @@ export class Room {
     this.names = new Map(bam.participants.map((p) => [p.id, p.username]));
     this.typing = new Map(); // userId -> timeout
     this.typingSentAt = 0;
+    this.armed = new Map(); // message id -> timeout: the delete button awaits its confirmation
+    this.editing = null; // the id of the message whose editor is open
     this.closed = false;
   }
 
@@ -50,22 +54,36 @@ export class Room {
   async load() {
     const page = await api("GET", `/bams/${this.id}/messages?limit=50`);
     this.next = page.next;
-    for (const message of page.results) this.put(message, { scroll: false });
+    for (const message of page.results) {
+      this.put(message, { scroll: false });
+      this.seen(message.seq); // the page shows every event up to its newest message
+    }
     this.ui.older.hidden = !this.next;
     this.scrollToBottom();
   }
 
+  /**
+   * Read the next older page. A page whose messages are all shown already (the
+   * join's replay brought them) moves nothing, so no scroll would ask for the
+   * next one: read on until a page adds something or none is left.
+   */
   async loadOlder() {
     if (!this.next || this.loadingOlder) return;
     this.loadingOlder = true;
     const history = this.ui.history;
-    const before = history.scrollHeight;
     try {
-      const url = new URL(this.next, location.href);
-      const page = await api("GET", url.pathname + url.search);
-      this.next = page.next;
-      for (const message of page.results) this.put(message, { scroll: false });
-      history.scrollTop += history.scrollHeight - before; // keep the view still
+      let added = 0;
+      while (this.next && !added && !this.closed) {
+        const before = history.scrollHeight;
+        const url = new URL(this.next, location.href);
+        const page = await api("GET", url.pathname + url.search);
+        this.next = page.next;
+        for (const message of page.results) {
+          if (!this.messages.has(message.id)) added += 1;
+          this.put(message, { scroll: false });
+        }
+        history.scrollTop += history.scrollHeight - before; // keep the view still
+      }
     } finally {
       this.loadingOlder = false;
       this.ui.older.hidden = !this.next;
@@ -91,6 +109,7 @@ export class Room {
   leave() {
     this.closed = true;
     for (const timeout of this.typing.values()) clearTimeout(timeout);
+    for (const timeout of this.armed.values()) clearTimeout(timeout);
     if (this.socket.connected) this.socket.emit("leave-bam", this.id);
   }
 
@@ -187,10 +206,21 @@ export class Room {
       if (pending) pending.remove();
       this.pending.delete(message.tempId);
     }
-    const item = messageItem(message, { me: this.me, actions: this.actions(), seenBy: this.seenBy(message) });
+    const item = messageItem(message, {
+      me: this.me,
+      actions: this.actions(),
+      seenBy: this.seenBy(message),
+      armed: this.armed.has(message.id),
+    });
     const list = this.ui.messages;
     const existing = list.querySelector(`li[data-id="${CSS.escape(message.id)}"]`);
     if (existing) {
+      // A receipt or a reaction re-renders the message: an open editor stays open.
+      const editor =
+        this.editing === message.id && !message.deleted && existing.querySelector("input.edit-input");
+      const text = item.querySelector(".text");
+      if (editor && text) text.replaceWith(editor);
+      else if (editor) item.append(editor);
       existing.replaceWith(item);
       return;
     }
@@ -225,7 +255,7 @@ export class Room {
   actions() {
     return {
       edit: (message) => this.startEdit(message),
-      remove: (message, button) => this.remove(message, button),
+      remove: (message) => this.remove(message),
       react: (message, emoji, on) => this.react(message, emoji, on),
     };
   }
@@ -286,31 +316,44 @@ export class Room {
     if (!item) return;
     const input = el("input", { class: "edit-input", "aria-label": "Edit message", maxlength: 4000 });
     input.value = message.content || "";
+    const close = (shown) => {
+      if (this.editing === message.id) this.editing = null;
+      this.put(shown, { scroll: false });
+    };
     input.addEventListener("keydown", async (event) => {
-      if (event.key === "Escape") this.put(this.messages.get(message.id));
+      if (event.key === "Escape") close(this.messages.get(message.id));
       if (event.key !== "Enter") return;
       event.preventDefault();
       const ack = await call(this.socket, "edit-message", { messageId: message.id, content: input.value }).catch(
         (e) => ({ ok: false, error: { message: e.message } }),
       );
-      if (ack.ok) this.put(ack.message);
+      if (ack.ok) close(ack.message);
       else this.error(`Edit failed: ${ack.error.message}`);
     });
+    this.editing = message.id;
     if (text) text.replaceWith(input);
     else item.append(input);
     input.focus();
   }
 
-  async remove(message, button) {
-    if (button.dataset.armed !== "yes") {
-      button.dataset.armed = "yes";
-      button.textContent = "Really delete?";
-      setTimeout(() => {
-        button.dataset.armed = "";
-        button.textContent = "Delete";
-      }, 4000);
+  /** The first click arms the delete button for 4 s; a second click deletes. */
+  async remove(message) {
+    const rerender = () => {
+      const current = this.messages.get(message.id);
+      if (current) this.put(current, { scroll: false });
+    };
+    if (!this.armed.has(message.id)) {
+      const disarm = () => {
+        this.armed.delete(message.id);
+        rerender();
+      };
+      this.armed.set(message.id, setTimeout(disarm, 4000));
+      rerender();
       return;
     }
+    clearTimeout(this.armed.get(message.id));
+    this.armed.delete(message.id);
+    rerender();
     const ack = await call(this.socket, "delete-message", { messageId: message.id }).catch((e) => ({
       ok: false,
       error: { message: e.message },
