@@ -215,6 +215,12 @@ class Relay:
             return
         await handler(message)
 
+    async def realtime_batch(self, message: dict) -> None:
+        """Envelopes that travelled together (``bus.batch``), handled in order."""
+        for item in message.get("items") or ():
+            if isinstance(item, dict) and item.get("type") != message["type"]:
+                await self.dispatch(item)
+
     # -- streams --------------------------------------------------------------------
     async def stream(self, bam_id: int) -> BamStream:
         """This BAM's stream, subscribing the process to its group if new."""

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 
@@ -25,3 +26,16 @@ def private_stack(request):
     yield deployment, redis_server
     deployment.close()
     redis_server.stop()
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of the test's own, which it may stop, restart or freeze."""
+    if shutil.which("redis-server") is None:
+        if ci():
+            pytest.fail("redis-server is not installed; CI must run this")
+        pytest.skip("redis-server not installed: test skipped")
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()

@@ -1,8 +1,12 @@
 """The bus: each group's envelopes in order; a slow group holds no other back."""
 
 import asyncio
+import os
+import signal
 
-from realtime.bus import Bus
+from channels.layers import get_channel_layer
+
+from realtime.bus import BATCH_MAX, Bus
 
 
 async def test_a_slow_group_does_not_hold_the_others_back():
@@ -51,3 +55,53 @@ async def test_stop_sends_what_waits_in_the_lanes():
     asyncio.get_running_loop().call_soon(gate.set)
     await bus.stop()
     assert seen == [0, 1, 2]
+
+
+async def test_a_backlog_after_a_redis_stall_leaves_in_a_few_layer_messages(
+    private_redis, settings
+):
+    """While Redis is frozen, a group's events queue behind its one publish under
+    way; once Redis answers they leave together, not one round trip each (which
+    kept delivery late for many seconds after a stall)."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [private_redis.url]},
+        }
+    }
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("bam-1", channel)
+    bus = Bus()
+    bus.start(lambda message: None)
+    events = 300
+    pid = private_redis.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        bus.send("bam-1", {"type": "realtime.test", "n": 0})
+        for _ in range(100):  # a few loop turns: its publish is under way
+            if bus.unsent == 1 and not bus._queue.qsize():
+                break
+            await asyncio.sleep(0)
+        assert bus.unsent == 1 and not bus._queue.qsize()
+        for n in range(1, events):  # these queue behind it
+            bus.send("bam-1", {"type": "realtime.test", "n": n})
+        for _ in range(100):
+            if not bus._queue.qsize():
+                break
+            await asyncio.sleep(0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    received: list[dict] = []
+    seen: list[int] = []
+    while len(seen) < events:
+        message = await asyncio.wait_for(layer.receive(channel), 10)
+        received.append(message)
+        items = message["items"] if message["type"] == "realtime.batch" else [message]
+        seen.extend(item["n"] for item in items)
+    assert seen == list(range(events))
+    assert len(received) <= 1 + -(-events // BATCH_MAX), (
+        f"{events} events took {len(received)} layer messages"
+    )
+    await bus.stop()
+    await layer.flush()

@@ -6,7 +6,6 @@ Redis on 127.0.0.1:6379, database 7) and to a private redis-server they start.
 
 import asyncio
 import os
-import shutil
 import uuid
 
 import pytest
@@ -18,7 +17,6 @@ from tests.live import (
     Api,
     Deployment,
     Peer,
-    PrivateRedis,
     ci,
     service_reachable,
 )
@@ -234,15 +232,6 @@ async def test_killed_process_is_reaped_and_its_clients_catch_up(nodes, cluster)
 
 
 # -- Redis outage --------------------------------------------------------------------
-
-
-@pytest.fixture
-def private_redis():
-    require("redis-server", shutil.which("redis-server") is not None)
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_redis_restart_keeps_rest_writes_and_realtime_resumes(private_redis):
