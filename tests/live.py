@@ -697,3 +697,59 @@ class ChatApp:
             self.url, auth={"token": self.token}, transports=["websocket"]
         )
         return self
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster of the test's own (``initdb`` into a temporary
+    folder, a free loopback port) that it may crash and restart. The server runs
+    as the ``postgres`` user when the tests run as root, as PostgreSQL requires."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="bamchat-pg-")
+        self.data = os.path.join(self.tmp, "data")
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.tmp, owner.pw_uid, owner.pw_gid)
+            self.as_user = [shutil.which("runuser"), "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, *args], check=True, capture_output=True, timeout=60
+        )
+
+    def init(self) -> OwnPostgres:
+        self._run(
+            shutil.which("initdb"), "-D", self.data, "-A", "trust", "-U", "postgres",
+            "--no-sync",
+        )  # fmt: skip
+        return self.start()
+
+    def start(self) -> OwnPostgres:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.tmp} "
+            "-c fsync=off -c max_connections=200"
+        )
+        self._run(
+            shutil.which("pg_ctl"), "-D", self.data, "-o", options, "-w", "-t", "30",
+            "-l", os.path.join(self.tmp, "log"), "start",
+        )  # fmt: skip
+        return self
+
+    def crash(self) -> None:
+        """Stop at once, as a crash does: no checkpoint, clients cut off."""
+        self._run(shutil.which("pg_ctl"), "-D", self.data, "-m", "immediate", "stop")
+
+    def close(self) -> None:
+        try:
+            self._run(shutil.which("pg_ctl"), "-D", self.data, "-m", "fast", "stop")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.tmp, ignore_errors=True)

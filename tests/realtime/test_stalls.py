@@ -6,13 +6,16 @@ speed is asserted (nothing lost or repeated, in order, every acknowledged messag
 stored); the delivery latency figures are logged, not asserted.
 """
 
+import asyncio
 import logging
 import os
+import shutil
 import signal
 import time
 
 import pytest
 
+from tests.live import Deployment, OwnPostgres, ci
 from tests.realtime.stalls import Traffic
 
 pytestmark = [pytest.mark.services, pytest.mark.live]
@@ -53,3 +56,66 @@ async def test_redis_frozen_for_six_seconds_loses_and_repeats_nothing(private_st
         await traffic.close()
     figures = traffic.figures(fault_at, back_at)
     logger.warning("Redis frozen %d s: %s", FREEZE_S, figures)
+
+
+@pytest.mark.stack_env(**FAST_LIFE)
+async def test_a_server_process_frozen_for_six_seconds_loses_and_repeats_nothing(
+    private_stack,
+):
+    deployment, _ = private_stack
+    nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
+    traffic = await Traffic(nodes, per_node=5, every_s=0.1).start()
+    pid = nodes[2].process.pid
+    try:
+        await traffic.run_for(3)
+        fault_at = time.monotonic()
+        _freeze(pid)
+        try:
+            await traffic.run_for(FREEZE_S)
+        finally:
+            _thaw(pid)
+        back_at = time.monotonic()
+        await traffic.run_for(8)
+        await traffic.finish()
+    finally:
+        _thaw(pid)
+        await traffic.close()
+    figures = traffic.figures(fault_at, back_at)
+    logger.warning("Server process frozen %d s: %s", FREEZE_S, figures)
+
+
+@pytest.fixture
+def own_postgres():
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        if ci():
+            pytest.fail("initdb and pg_ctl are not installed; CI must run this")
+        pytest.skip("PostgreSQL's initdb/pg_ctl not installed: test skipped")
+    server = OwnPostgres().init()
+    yield server
+    server.close()
+
+
+async def test_postgres_crash_and_restart_loses_and_repeats_nothing(
+    own_postgres, private_redis
+):
+    deployment = Deployment(
+        database_url=own_postgres.url, redis_url=private_redis.url, **FAST_LIFE
+    )
+    try:
+        nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
+        traffic = await Traffic(nodes, per_node=5, every_s=0.1).start()
+        try:
+            await traffic.run_for(3)
+            fault_at = time.monotonic()
+            await asyncio.to_thread(own_postgres.crash)
+            await traffic.run_for(1)
+            await asyncio.to_thread(own_postgres.start)
+            back_at = time.monotonic()
+            await traffic.run_for(8)
+            await traffic.finish()
+        finally:
+            await traffic.close()
+    finally:
+        deployment.close()
+    figures = traffic.figures(fault_at, back_at)
+    logger.warning("PostgreSQL crashed and restarted: %s", figures)
