@@ -39,6 +39,32 @@ def bam_group(bam_id) -> str:
     return f"bam-{bam_id}"
 
 
+class LayerHealth:
+    """Whether the channel layer answered the last call this process made to it:
+    one flag, and one pair of log lines per outage, for every user of the layer
+    (the bus publishing, the client manager listening and subscribing)."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.down:
+            self.down = True
+            logger.error(
+                "Channel layer unreachable: %s; live events are dropped until it "
+                "returns (clients catch up from the database), retrying",
+                exc,
+            )
+
+    def recovered(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning("Channel layer reachable again; realtime resumed")
+
+
+layer_health = LayerHealth()
+
+
 class Bus:
     """Sends envelopes from the server's loop, in the order they were submitted
     within each group (a BAM's events in seq order).
@@ -55,7 +81,6 @@ class Bus:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.deliver_local: Callable[[dict], Awaitable[None]] | None = None
         self.local_only = False
-        self.down = False
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._lanes: dict[str, deque] = {}
@@ -179,18 +204,10 @@ class Bus:
 
     def _failed(self, exc: BaseException) -> None:
         BUS_PUBLISH_FAILURES.inc()
-        if not self.down:
-            self.down = True
-            logger.error(
-                "Channel layer unreachable; live events are dropped until it "
-                "returns (clients catch up from the database): %s",
-                exc,
-            )
+        layer_health.failed(exc)
 
     def _recovered(self) -> None:
-        if self.down:
-            self.down = False
-            logger.warning("Channel layer reachable again; live events flow again")
+        layer_health.recovered()
 
 
 bus = Bus()

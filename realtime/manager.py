@@ -13,7 +13,7 @@ import logging
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
-from realtime.bus import GLOBAL_GROUP, TYPE_PREFIX
+from realtime.bus import GLOBAL_GROUP, TYPE_PREFIX, layer_health
 from realtime.metrics import MANAGER_PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class ChannelLayerManager(AsyncPubSubManager):
         self.alias = alias
         self.channel_name: str | None = None
         self.relay = None  # set by the server: receives bus messages
-        self.layer_down = False
+        self.resubscribe_needed = False  # a call to the layer failed since
         self.listener_running = False
         self.listener_restarts = 0
         self.groups: set[str] = set()
@@ -81,8 +81,9 @@ class ChannelLayerManager(AsyncPubSubManager):
                 if self.channel_name is None:
                     self.channel_name = await layer.new_channel(prefix="realtime")
                     self.groups.clear()
-                if self.layer_down or GLOBAL_GROUP not in self.groups:
+                if self.resubscribe_needed or GLOBAL_GROUP not in self.groups:
                     await self.resubscribe()
+                    self.resubscribe_needed = False
                 message = await layer.receive(self.channel_name)
             except asyncio.CancelledError:
                 raise
@@ -108,16 +109,12 @@ class ChannelLayerManager(AsyncPubSubManager):
             yield message
 
     def _mark_down(self, exc: BaseException) -> None:
-        if not self.layer_down:
-            self.layer_down = True
-            logger.error(
-                "Channel layer unreachable: %s; realtime paused, retrying", exc
-            )
+        self.resubscribe_needed = True  # a group_add may have been lost
+        layer_health.failed(exc)
 
-    def _mark_up(self) -> None:
-        if self.layer_down:
-            self.layer_down = False
-            logger.warning("Channel layer reachable again; realtime resumed")
+    @staticmethod
+    def _mark_up() -> None:
+        layer_health.recovered()
 
     def basic_disconnect(self, sid, namespace, **kwargs):
         """Forget a socket, in time that does not grow with the other sockets.

@@ -196,7 +196,7 @@ class BamSocketServer(socketio.AsyncServer):
             "heartbeatError": self.process.last_error,
             "listener": bool(manager.listener_running),
             "listenerRestarts": manager.listener_restarts,
-            "layerDown": manager.layer_down or bus.bus.down,
+            "layerDown": bus.layer_health.down,
             "sockets": len(self.roster.local),
         }
 
