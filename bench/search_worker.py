@@ -614,6 +614,29 @@ def gin_flush() -> float | None:
         return time.perf_counter() - t
 
 
+def bulk_insert(n: int, repeats: int = 3) -> list[float]:
+    """The database's own cost per message, µs: copies of the last ``n``
+    messages in one ``INSERT … SELECT`` (new seqs), rolled back; one figure per
+    repetition. With the index, the trigger and the GIN insert (its pending
+    list merged whenever it outgrows ``gin_pending_list_limit``) are in it."""
+    figures = []
+    with connection.cursor() as c:
+        c.execute(f"SELECT max(id) FROM {MESSAGE}")
+        top = c.fetchone()[0]
+    for _ in range(repeats):
+        with transaction.atomic(), connection.cursor() as c:
+            t = time.perf_counter()
+            c.execute(
+                f"INSERT INTO {MESSAGE} (bam_id, sender_id, content, type, seq, "
+                f"created_at) SELECT bam_id, sender_id, content, type, "
+                f"seq + 1000000000, created_at FROM {MESSAGE} WHERE id > %s",
+                [top - n],
+            )
+            figures.append((time.perf_counter() - t) / c.rowcount * 1e6)
+            transaction.set_rollback(True)
+    return [round(x, 1) for x in figures]
+
+
 def insert(args: dict) -> dict:
     vocab = vocabulary(args["vocabulary"])
     texts = Texts(vocab, SEED + 4 + args["round"])
@@ -645,7 +668,9 @@ def insert(args: dict) -> dict:
             raise SystemExit(f"batch refused: {bad[0]!r}")
     written = args["warmup"] + args["singles"] + args["batches"] * size
     flush = gin_flush()
+    bulk = bulk_insert(args["bulk"]) if args.get("bulkRound") else None
     return {
+        "bulkUs": bulk,
         "indexed": flush is not None,
         "singlesUs": [round(x * 1e6) for x in singles],
         "batchesUs": [round(x * 1e6) for x in batches],
