@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Message search on PostgreSQL at scale (issue 22): latency and insert cost.
 
-    python3 bench/search.py            # 1,000,000 messages (about 15 minutes)
-    python3 bench/search.py --quick    # 20,000 messages, a minute: what CI runs
+    python3 bench/search.py            # 1,000,000 messages (about 3 minutes)
+    python3 bench/search.py --quick    # 20,000 messages, about 15 s: what CI runs
 
 1. Makes its own database (``bamchat_bench_search_<run>``) on the PostgreSQL of
    ``--pg-url``, migrates it, and fills it (``bench/search_worker.py fill``):
