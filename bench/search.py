@@ -239,7 +239,7 @@ def report(info: dict, prof_name: str, fill: dict, found: dict, writes: dict) ->
         "",
         f"Insert cost through the write path, µs per message, with the search "
         f"index and without it (the same database migrated back to before "
-        f"it), {a['samples']:,} single messages and {a['batchSamples']:,} in "
+        f"it), {a['samples']:,} single messages and {a['batchSamples']:,} "
         f"batches of {writes['batchSize']} on each, in alternating rounds:",
         "",
         "| | with index | without | ratio |",
