@@ -3,7 +3,6 @@
 Each calls the same service as its Socket.IO event (``messaging.lifecycle``).
 """
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,13 +10,12 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsActiveUser
 from messaging import lifecycle
+from messaging.cleaning import message_text_of
+from messaging.event_serializers import ReactionsResultSerializer, ReadResultSerializer
 from messaging.serializers import MessageSerializer
 from messaging.views import request_object
 
-REACTIONS = inline_serializer(
-    "Reactions",
-    {"messageId": serializers.CharField(), "reactions": serializers.JSONField()},
-)
+REACTIONS = ReactionsResultSerializer
 
 
 class MessageDetailView(APIView):
@@ -36,7 +34,7 @@ class MessageDetailView(APIView):
             bam_id=bam_id,
             message_id=message_id,
             user=request.user,
-            content=body.get("content", body.get("text")),
+            content=message_text_of(body),
         )
         return Response(MessageSerializer(message).data)
 
@@ -94,7 +92,7 @@ class ReadView(APIView):
 
     @extend_schema(
         request=inline_serializer("ReadMark", {"messageId": serializers.CharField()}),
-        responses=OpenApiTypes.OBJECT,
+        responses=ReadResultSerializer,
     )
     def post(self, request, bam_id):
         return Response(
