@@ -44,6 +44,9 @@ class BamViewSet(viewsets.GenericViewSet):
     throttle_scope = "rest_write"
     serializer_class = BamSerializer
     pagination_class = PageNumberPagination
+    # Any id reaches the view, which answers 404 in JSON (the router's default
+    # stops at a dot and leaves Django's HTML 404).
+    lookup_value_regex = "[^/]+"
 
     def _read(self, bam) -> dict:
         bam = selectors.bam_with_participants(bam_id=bam.pk)

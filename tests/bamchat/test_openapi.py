@@ -68,3 +68,15 @@ def test_message_schema_lists_every_field_the_server_sends(openapi):
     for name in ("editedAt", "deleted", "attachments", "reactions", "replyTo"):
         assert name in message["required"]
     assert message["properties"]["editedAt"]["nullable"] is True
+
+
+def test_an_id_with_a_dot_is_a_json_404_as_documented():
+    from rest_framework.test import APIClient
+
+    from tests.factories import UserFactory
+
+    client = APIClient()
+    client.force_authenticate(UserFactory())
+    response = client.get("/bams/0.5")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
