@@ -97,6 +97,12 @@ def contract_components(result, generator, **kwargs):
             schema.setdefault("additionalProperties", False)
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
+            body = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in body:
+                # JSON in, JSON out: forms are parsed for the browsable API only.
+                operation["requestBody"]["content"] = {
+                    "application/json": body["application/json"]
+                }
             responses = operation.setdefault("responses", {})
             has_input = "requestBody" in operation or any(
                 p.get("in") == "query" for p in operation.get("parameters", ())

@@ -80,3 +80,13 @@ def test_an_id_with_a_dot_is_a_json_404_as_documented():
     response = client.get("/bams/0.5")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
+
+
+def test_request_bodies_are_json_where_json_is_taken(openapi):
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if path.endswith("/attachments"):
+                assert list(content) == ["multipart/form-data"]
+            elif content:
+                assert list(content) == ["application/json"], f"{method} {path}"
