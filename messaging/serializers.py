@@ -153,6 +153,15 @@ def message_payload(message: Message) -> dict:
     }
 
 
+def stored_message_payload(message: Message) -> dict:
+    """The payload of a message a write just stored or found, built once for
+    that write: its announcement and its answer (ack or REST body) share it."""
+    built = getattr(message, "built_payload", None)
+    if built is None:
+        built = message.built_payload = message_payload(message)
+    return built
+
+
 def mention_ids(message: Message) -> list[int]:
     """Ids of the participants a message's text names now: as the write set
     them, prefetched (``with_mentions``), or one query."""

@@ -23,6 +23,7 @@ from messaging.serializers import (
     MessageSerializer,
     ParticipantAddSerializer,
     message_payload,
+    stored_message_payload,
 )
 
 
@@ -206,4 +207,4 @@ class MessageListView(GenericAPIView):
             reply_to_id=body.get("replyToId"),
         )
         code = status.HTTP_201_CREATED if message.created else status.HTTP_200_OK
-        return Response(MessageSerializer(message).data, status=code)
+        return Response(stored_message_payload(message), status=code)

@@ -10,7 +10,7 @@ from messaging.attachments import attachment_upload
 from messaging.cleaning import message_text_of
 from messaging.models import TEMP_ID_MAX_CHARS, TITLE_MAX_CHARS
 from messaging.serializers import MessageSerializer, message_payload
-from messaging.services import message_create
+from messaging.services import message_create, message_draft
 from tests.contract import generated
 from tests.factories import BamFactory, UserFactory
 from tests.messaging.attachment_files import PDF
@@ -113,3 +113,43 @@ def test_text_is_the_alias_of_content():
     assert message_text_of({"text": "a"}) == "a"
     assert message_text_of({"content": "b", "text": "a"}) == "b"
     assert message_text_of({}) is None
+
+
+@pytest.fixture
+def payload_builds(monkeypatch):
+    """How many times a message payload is built (each build shapes its replyTo)."""
+    from messaging import serializers
+
+    builds = []
+    original = serializers.reply_payload
+
+    def counted(message):
+        builds.append(message.pk)
+        return original(message)
+
+    monkeypatch.setattr(serializers, "reply_payload", counted)
+    return builds
+
+
+def test_a_rest_write_builds_its_payload_once(payload_builds):
+    owner = UserFactory()
+    bam = BamFactory(owner=owner)
+    client = APIClient()
+    client.force_authenticate(owner)
+
+    response = client.post(f"/bams/{bam.pk}/messages", {"text": "once"}, "json")
+
+    assert response.status_code == 201
+    assert payload_builds == [int(response.json()["id"])]
+
+
+def test_a_socket_write_builds_its_payload_once(payload_builds):
+    from realtime.writer import _store
+
+    owner = UserFactory()
+    bam = BamFactory(owner=owner)
+    draft = message_draft(bam_id=bam.pk, sender=owner, content="once")
+
+    (payload,) = _store([draft])
+
+    assert payload_builds == [int(payload["id"])]
