@@ -6,6 +6,7 @@ AsyncAPI document and as OpenAPI components."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from messaging.event_serializers import ReadResultSerializer
 from messaging.serializers import MessageSerializer, ReactionSummarySerializer
 from realtime.models import Presence
 
@@ -134,12 +135,8 @@ class ReactAckSerializer(AckSerializer):
     reactions = ReactionSummarySerializer(many=True)
 
 
-class MarkReadAckSerializer(AckSerializer):
-    """The ack of ``mark-read``."""
-
-    bamId = serializers.CharField()
-    messageId = serializers.CharField(allow_null=True)
-    unreadCount = serializers.IntegerField()
+class MarkReadAckSerializer(AckSerializer, ReadResultSerializer):
+    """The ack of ``mark-read``: what ``POST /bams/{id}/read`` answers."""
 
 
 class StatusChangeAckSerializer(AckSerializer):
