@@ -52,6 +52,22 @@ def _error(description: str, name: str = "Error") -> dict:
     }
 
 
+# A refused write may name the field it refuses (e.g. a push endpoint that
+# belongs to someone else): then the body has the field-error shape.
+FIELD_REFUSAL = {
+    "description": "Not allowed to the caller; a refused field is named.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/Error"},
+                    {"$ref": "#/components/schemas/ValidationError"},
+                ]
+            }
+        }
+    },
+}
+
 ERROR_RESPONSES = {
     "400": _error("Invalid input.", "ValidationError"),
     "401": _error("No credentials, or a refused token (WWW-Authenticate: Bearer)."),
@@ -110,5 +126,7 @@ def contract_components(result, generator, **kwargs):
             for code, response in ERROR_RESPONSES.items():
                 if code in ("400", "413") and not has_input:
                     continue
+                if code == "403" and "requestBody" in operation:
+                    response = FIELD_REFUSAL
                 responses.setdefault(code, response)
     return result

@@ -42,11 +42,12 @@ def test_every_json_response_names_a_closed_component(openapi):
     for where, schema in _json_responses(openapi):
         if schema.get("type") == "array":
             schema = schema["items"]
-        ref = schema.get("$ref", "")
-        component = schemas.get(ref.rsplit("/", 1)[-1])
-        if component is None or component.get("additionalProperties") is not False:
-            if ref != "#/components/schemas/ValidationError":
-                open_or_inline.append(where)
+        for option in schema.get("anyOf", [schema]):
+            ref = option.get("$ref", "")
+            component = schemas.get(ref.rsplit("/", 1)[-1])
+            if component is None or component.get("additionalProperties") is not False:
+                if ref != "#/components/schemas/ValidationError":
+                    open_or_inline.append(where)
     assert open_or_inline == []
 
 
