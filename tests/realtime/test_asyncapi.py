@@ -12,6 +12,7 @@ from django.test import Client
 
 from bamchat.schema_format import json_schema
 from realtime.namespace import BamNamespace
+from tests.live import ROOT, ci
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +52,28 @@ def test_document_is_asyncapi_3_and_every_reference_resolves(documents):
         _resolve(asyncapi, ref)
     for name, schema in asyncapi["components"]["schemas"].items():
         jsonschema.Draft7Validator.check_schema(schema), name
+
+
+# The official AsyncAPI 3.0.0 schema, as the @asyncapi/specs npm package ships it
+# (pinned in tests/js/package.json).
+ASYNCAPI_SPEC = (
+    ROOT / "tests/js/node_modules/@asyncapi/specs/schemas/3.0.0-without-$id.json"
+)
+
+
+def test_document_validates_against_the_official_asyncapi_schema(documents):
+    if not ASYNCAPI_SPEC.exists():
+        reason = "tests/js/node_modules is not installed (scripts/dev.py test)"
+        if ci():
+            pytest.fail(f"{reason}; CI must install it")
+        pytest.skip(reason)
+    asyncapi, _ = documents
+    spec = json.loads(ASYNCAPI_SPEC.read_text())
+    errors = [
+        f"{list(e.absolute_path)}: {e.message[:200]}"
+        for e in jsonschema.Draft7Validator(spec).iter_errors(asyncapi)
+    ]
+    assert errors == []
 
 
 def test_operations_use_their_channels_messages(documents):
