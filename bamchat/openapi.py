@@ -120,9 +120,7 @@ def contract_components(result, generator, **kwargs):
                     "application/json": body["application/json"]
                 }
             responses = operation.setdefault("responses", {})
-            has_input = "requestBody" in operation or any(
-                p.get("in") == "query" for p in operation.get("parameters", ())
-            )
+            has_input = "requestBody" in operation or operation.get("parameters")
             for code, response in ERROR_RESPONSES.items():
                 if code in ("400", "413") and not has_input:
                     continue
