@@ -349,19 +349,13 @@ def _document_body() -> dict:
 
 def asyncapi_document(*, host: str, secure: bool) -> dict:
     """The AsyncAPI document, with this server's address."""
-    document = copy.deepcopy(_document_body())
-    document["servers"] = {
-        "bamchat": {
-            "host": host,
-            "protocol": "wss" if secure else "ws",
-            "pathname": "/socket.io/",
-            "description": "This server (Engine.IO path /socket.io/).",
-            "security": [{"$ref": "#/components/securitySchemes/handshakeToken"}],
-        }
+    body = copy.deepcopy(_document_body())
+    server = {
+        "host": host,
+        "protocol": "wss" if secure else "ws",
+        "pathname": "/socket.io/",
+        "description": "This server (Engine.IO path /socket.io/).",
+        "security": [{"$ref": "#/components/securitySchemes/handshakeToken"}],
     }
-    return {
-        "asyncapi": document.pop("asyncapi"),
-        "info": document.pop("info"),
-        "servers": document.pop("servers"),
-        **document,
-    }
+    head = {"asyncapi": body.pop("asyncapi"), "info": body.pop("info")}
+    return {**head, "servers": {"bamchat": server}, **body}
