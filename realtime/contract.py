@@ -356,6 +356,8 @@ def asyncapi_document(*, host: str, secure: bool) -> dict:
         "pathname": "/socket.io/",
         "description": "This server (Engine.IO path /socket.io/).",
         "security": [{"$ref": "#/components/securitySchemes/handshakeToken"}],
+        # The Socket.IO handshake's ``auth`` object (no AsyncAPI binding has one).
+        "x-socketio-auth": ref(events.HandshakeAuthSerializer, request=True),
     }
     head = {"asyncapi": body.pop("asyncapi"), "info": body.pop("info")}
     return {**head, "servers": {"bamchat": server}, **body}

@@ -47,7 +47,10 @@ def _refs(node):
 def test_document_is_asyncapi_3_and_every_reference_resolves(documents):
     asyncapi, _ = documents
     assert asyncapi["asyncapi"] == "3.0.0"
-    assert asyncapi["servers"]["bamchat"]["pathname"] == "/socket.io/"
+    server = asyncapi["servers"]["bamchat"]
+    assert server["pathname"] == "/socket.io/"
+    auth = _resolve(asyncapi, server["x-socketio-auth"]["$ref"])
+    assert auth["required"] == ["token"]
     for ref in set(_refs(asyncapi)):
         _resolve(asyncapi, ref)
     for name, schema in asyncapi["components"]["schemas"].items():
