@@ -1,4 +1,5 @@
-"""Shapes of what a BAM's changes announce and what lifecycle writes answer.
+"""Shapes of what a BAM's changes announce and what lifecycle writes take and
+answer.
 
 Each serializer documents a payload built elsewhere (``message_event_payload``,
 ``lifecycle.read_mark``, the realtime receivers); the OpenAPI and AsyncAPI
@@ -7,6 +8,7 @@ documents are generated from them.
 
 from rest_framework import serializers
 
+from messaging.models import CONTENT_MAX_CHARS
 from messaging.serializers import ReactionSummarySerializer
 
 
@@ -77,3 +79,23 @@ class NotificationSerializer(serializers.Serializer):
     preview = serializers.CharField(
         required=False, help_text="First 100 characters (new messages only)."
     )
+
+
+# -- what lifecycle writes take (REST bodies; the Socket.IO events add the ids) --
+class MessageEditSerializer(serializers.Serializer):
+    """A message's new text: ``content``, or ``text``."""
+
+    content = serializers.CharField(
+        required=False, max_length=CONTENT_MAX_CHARS, help_text="Or ``text``."
+    )
+    text = serializers.CharField(required=False, max_length=CONTENT_MAX_CHARS)
+
+
+class ReactionAddSerializer(serializers.Serializer):
+    emoji = serializers.CharField(
+        help_text="One emoji, or a :shortcode: of [a-z0-9_+-]{1,32}."
+    )
+
+
+class ReadMarkSerializer(serializers.Serializer):
+    messageId = serializers.CharField(help_text="The newest message read.")

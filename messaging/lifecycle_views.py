@@ -3,15 +3,21 @@
 Each calls the same service as its Socket.IO event (``messaging.lifecycle``).
 """
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsActiveUser
 from messaging import lifecycle
 from messaging.cleaning import message_text_of
-from messaging.event_serializers import ReactionsResultSerializer, ReadResultSerializer
+from messaging.event_serializers import (
+    MessageEditSerializer,
+    ReactionAddSerializer,
+    ReactionsResultSerializer,
+    ReadMarkSerializer,
+    ReadResultSerializer,
+)
 from messaging.serializers import MessageSerializer
 from messaging.views import request_object
 
@@ -25,7 +31,7 @@ class MessageDetailView(APIView):
     throttle_scope = "rest_write"
 
     @extend_schema(
-        request=inline_serializer("MessageEdit", {"content": serializers.CharField()}),
+        request=MessageEditSerializer,
         responses=MessageSerializer,
     )
     def patch(self, request, bam_id, message_id):
@@ -53,7 +59,7 @@ class ReactionListView(APIView):
     throttle_scope = "rest_write"
 
     @extend_schema(
-        request=inline_serializer("ReactionAdd", {"emoji": serializers.CharField()}),
+        request=ReactionAddSerializer,
         responses=REACTIONS,
     )
     def post(self, request, bam_id, message_id):
@@ -91,7 +97,7 @@ class ReadView(APIView):
     throttle_scope = "rest_write"
 
     @extend_schema(
-        request=inline_serializer("ReadMark", {"messageId": serializers.CharField()}),
+        request=ReadMarkSerializer,
         responses=ReadResultSerializer,
     )
     def post(self, request, bam_id):

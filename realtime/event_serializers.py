@@ -6,8 +6,17 @@ AsyncAPI document and as OpenAPI components."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from messaging.event_serializers import ReadResultSerializer
-from messaging.serializers import MessageSerializer, ReactionSummarySerializer
+from messaging.event_serializers import (
+    MessageEditSerializer,
+    ReactionAddSerializer,
+    ReadMarkSerializer,
+    ReadResultSerializer,
+)
+from messaging.serializers import (
+    MessageCreateSerializer,
+    MessageSerializer,
+    ReactionSummarySerializer,
+)
 from realtime.models import Presence
 
 ERROR_CODES = ["invalid", "not_found", "forbidden", "rate_limited", "too_large"]
@@ -159,38 +168,34 @@ class JoinBamSerializer(BamRefSerializer):
     )
 
 
-class SendMessageSerializer(serializers.Serializer):
+class SendMessageSerializer(MessageCreateSerializer):
+    """``send-message``: the body of ``POST /bams/{id}/messages`` and the BAM."""
+
     bamId = serializers.CharField()
-    content = serializers.CharField(required=False, help_text="Or ``text``.")
-    text = serializers.CharField(required=False)
-    type = serializers.ChoiceField(
-        choices=["text", "system", "image", "file"], required=False
-    )
-    tempId = serializers.CharField(required=False, allow_null=True)
-    toUserId = serializers.CharField(required=False, allow_null=True)
-    attachmentIds = serializers.ListField(
-        child=serializers.CharField(), required=False, max_length=10
-    )
-    replyToId = serializers.CharField(required=False, allow_null=True)
 
 
-class EditMessageSerializer(serializers.Serializer):
+class EditMessageSerializer(MessageEditSerializer):
+    """``edit-message``: the body of ``PATCH /bams/{id}/messages/{id}`` and the
+    message."""
+
     messageId = serializers.CharField()
-    content = serializers.CharField(required=False, help_text="Or ``text``.")
-    text = serializers.CharField(required=False)
 
 
 class MessageRefSerializer(serializers.Serializer):
     messageId = serializers.CharField()
 
 
-class ReactSerializer(MessageRefSerializer):
-    emoji = serializers.CharField()
+class ReactSerializer(ReactionAddSerializer):
+    """``react``: the emoji, the message, and whether the reaction goes on."""
+
+    messageId = serializers.CharField()
     on = serializers.BooleanField(required=False, default=True)
 
 
-class MarkReadSerializer(BamRefSerializer):
-    messageId = serializers.CharField()
+class MarkReadSerializer(ReadMarkSerializer):
+    """``mark-read``: the body of ``POST /bams/{id}/read`` and the BAM."""
+
+    bamId = serializers.CharField()
 
 
 class StatusChoiceSerializer(serializers.Serializer):
