@@ -117,7 +117,9 @@ class Browser:
         """Click ``css`` in the message ``text``, found afresh: a receipt or a
         reaction may re-render the message between finding and clicking."""
         self.wait(
-            lambda: (element := self.in_message(text, css)) and (element.click() or True),
+            lambda: (
+                (element := self.in_message(text, css)) and (element.click() or True)
+            ),
             what,
         )
 
@@ -240,8 +242,10 @@ def test_two_users_chat_live_and_catch_up_after_a_drop(pair, shots, tmp_path):
     bob.wait_message("oops, wrong room")
     alice.click_in("oops, wrong room", "button.delete", "the delete button")
     alice.wait(
-        lambda: alice.in_message("oops, wrong room", "button.delete").text
-        == "Really delete?",
+        lambda: (
+            alice.in_message("oops, wrong room", "button.delete").text
+            == "Really delete?"
+        ),
         "the confirm step",
     )
     alice.click_in("oops, wrong room", "button.delete", "the confirming click")
