@@ -35,6 +35,7 @@ class LoginView(TokenObtainPairView):
     serializer_class = LoginSerializer
     authentication_classes = []
 
+    @extend_schema(responses=TokenPairSerializer)
     def post(self, request, *args, **kwargs):
         try:
             return super().post(request, *args, **kwargs)
@@ -47,6 +48,10 @@ class RefreshView(TokenRefreshView):
 
     serializer_class = RefreshSerializer
     authentication_classes = []
+
+    @extend_schema(responses=TokenPairSerializer)
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
 
 
 class LogoutView(APIView):

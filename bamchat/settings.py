@@ -292,6 +292,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Paths as clients write them, closed response shapes, error bodies, and
+    # the Socket.IO shapes the AsyncAPI document shares (bamchat.openapi).
+    "PREPROCESSING_HOOKS": ["bamchat.openapi.paths_without_trailing_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "bamchat.openapi.contract_components",
+    ],
 }
 
 # --- CORS ---------------------------------------------------------------------------

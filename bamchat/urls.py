@@ -8,6 +8,7 @@ from bamchat.views import MetricsView
 from messaging import attachment_views, lifecycle_views, search_views
 from messaging import views as messaging_views
 from push import views as push_views
+from realtime import contract_views
 from realtime import views as realtime_views
 
 router = SimpleRouter()
@@ -89,5 +90,8 @@ urlpatterns = [
     re_path(
         r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"
     ),
+    path("api/asyncapi.json", contract_views.asyncapi_json, name="asyncapi-json"),
+    path("api/asyncapi.yaml", contract_views.asyncapi_yaml, name="asyncapi-yaml"),
+    re_path(r"^api/asyncapi/?$", contract_views.asyncapi_page, name="asyncapi"),
     path("", include(router.urls)),
 ]

@@ -42,7 +42,6 @@ DOWNLOAD_TYPES = (*sorted(INLINE_TYPES), *(t for _, t in FILE_SIGNATURES), GENER
 DOWNLOAD_RESPONSES = {
     **{(code, t): OpenApiTypes.BINARY for code in (200, 206) for t in DOWNLOAD_TYPES},
     304: None,
-    404: OpenApiTypes.OBJECT,
     416: None,
 }
 

@@ -3,10 +3,19 @@ raises ``Invalid`` with the field's name. ``messaging.services`` applies them.""
 
 from bamchat.errors import NotFound, invalid
 from bamchat.text import check_storable_text
-from messaging.models import CONTENT_MAX_CHARS, TEMP_ID_MAX_CHARS, Message
+from messaging.models import (
+    CONTENT_MAX_CHARS,
+    TEMP_ID_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    Message,
+)
 from messaging.selectors import parse_id
 
-TITLE_MAX_CHARS = 200
+
+def message_text_of(body: dict):
+    """The raw text of a message in a client's body: ``content``, or ``text``, the
+    original server's name for it (REST and Socket.IO take both)."""
+    return body.get("content", body.get("text"))
 
 
 def clean_title(title) -> str:

@@ -3,21 +3,25 @@
 Each calls the same service as its Socket.IO event (``messaging.lifecycle``).
 """
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import IsActiveUser
 from messaging import lifecycle
+from messaging.cleaning import message_text_of
+from messaging.event_serializers import (
+    MessageEditSerializer,
+    ReactionAddSerializer,
+    ReactionsResultSerializer,
+    ReadMarkSerializer,
+    ReadResultSerializer,
+)
 from messaging.serializers import MessageSerializer
 from messaging.views import request_object
 
-REACTIONS = inline_serializer(
-    "Reactions",
-    {"messageId": serializers.CharField(), "reactions": serializers.JSONField()},
-)
+REACTIONS = ReactionsResultSerializer
 
 
 class MessageDetailView(APIView):
@@ -27,7 +31,7 @@ class MessageDetailView(APIView):
     throttle_scope = "rest_write"
 
     @extend_schema(
-        request=inline_serializer("MessageEdit", {"content": serializers.CharField()}),
+        request=MessageEditSerializer,
         responses=MessageSerializer,
     )
     def patch(self, request, bam_id, message_id):
@@ -36,7 +40,7 @@ class MessageDetailView(APIView):
             bam_id=bam_id,
             message_id=message_id,
             user=request.user,
-            content=body.get("content", body.get("text")),
+            content=message_text_of(body),
         )
         return Response(MessageSerializer(message).data)
 
@@ -55,7 +59,7 @@ class ReactionListView(APIView):
     throttle_scope = "rest_write"
 
     @extend_schema(
-        request=inline_serializer("ReactionAdd", {"emoji": serializers.CharField()}),
+        request=ReactionAddSerializer,
         responses=REACTIONS,
     )
     def post(self, request, bam_id, message_id):
@@ -93,8 +97,8 @@ class ReadView(APIView):
     throttle_scope = "rest_write"
 
     @extend_schema(
-        request=inline_serializer("ReadMark", {"messageId": serializers.CharField()}),
-        responses=OpenApiTypes.OBJECT,
+        request=ReadMarkSerializer,
+        responses=ReadResultSerializer,
     )
     def post(self, request, bam_id):
         return Response(

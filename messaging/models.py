@@ -4,12 +4,13 @@ from django.db.models import Q
 
 CONTENT_MAX_CHARS = 4000
 TEMP_ID_MAX_CHARS = 100
+TITLE_MAX_CHARS = 200
 
 
 class Bam(models.Model):
     """A conversation: a title, an owner and participants who exchange messages."""
 
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=TITLE_MAX_CHARS)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_bams"
     )

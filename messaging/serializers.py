@@ -6,7 +6,15 @@ from rest_framework import serializers
 from accounts.serializers import UserSummarySerializer
 from bamchat.formats import iso
 from messaging.attachments import attachment_payload
-from messaging.models import CONTENT_MAX_CHARS, Bam, Membership, Message, MessageEvent
+from messaging.models import (
+    CONTENT_MAX_CHARS,
+    TEMP_ID_MAX_CHARS,
+    TITLE_MAX_CHARS,
+    Bam,
+    Membership,
+    Message,
+    MessageEvent,
+)
 
 ATTACHMENT_PREVIEW = "📎 attachment"
 
@@ -22,49 +30,65 @@ class ReplyToSerializer(serializers.Serializer):
     deleted = serializers.BooleanField()
 
 
-class MessageSerializer(serializers.ModelSerializer):
-    """A message as clients see it (the ``new-message`` payload of the contract)."""
+class AttachmentSerializer(serializers.Serializer):
+    """An upload as clients see it (documents ``attachment_payload``)."""
 
-    id = serializers.CharField(read_only=True)
-    bamId = serializers.CharField(source="bam_id", read_only=True)
-    senderId = serializers.CharField(source="sender_id", read_only=True)
-    sender = UserSummarySerializer(read_only=True)
-    toUserId = serializers.CharField(
-        source="to_user_id", read_only=True, allow_null=True
+    id = serializers.CharField()
+    bamId = serializers.CharField()
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    contentType = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["image", "file"])
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    url = serializers.CharField(help_text="Signed, expiring download URL.")
+    thumbnailUrl = serializers.CharField(allow_null=True)
+
+    def to_representation(self, instance):
+        return attachment_payload(instance)
+
+
+class ReactionSummarySerializer(serializers.Serializer):
+    """One emoji's reactions to a message, as ``reactions_summary`` shapes them."""
+
+    emoji = serializers.CharField()
+    count = serializers.IntegerField()
+    userIds = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Ids of the first 20 users who reacted with this emoji.",
     )
+
+
+class MessageSerializer(serializers.Serializer):
+    """A message as clients see it: REST bodies and the ``new-message`` payload.
+
+    The fields document ``message_payload``, which builds the shape; the tests
+    check every payload a live server sends against the schema made from them.
+    """
+
+    id = serializers.CharField()
+    bamId = serializers.CharField()
+    seq = serializers.IntegerField(help_text="The BAM's event sequence number.")
+    senderId = serializers.CharField()
+    sender = UserSummarySerializer()
+    toUserId = serializers.CharField(allow_null=True)
     # A deleted message is a tombstone: content and text are null.
-    content = serializers.CharField(read_only=True, allow_null=True)
-    text = serializers.CharField(source="content", read_only=True, allow_null=True)
-    tempId = serializers.CharField(source="temp_id", read_only=True, allow_null=True)
-    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
-    replyTo = ReplyToSerializer(read_only=True, allow_null=True)
+    content = serializers.CharField(allow_null=True)
+    text = serializers.CharField(allow_null=True, help_text="Mirrors content.")
+    type = serializers.ChoiceField(choices=Message.Type.choices)
+    tempId = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    editedAt = serializers.DateTimeField(allow_null=True)
+    deleted = serializers.BooleanField()
+    attachments = AttachmentSerializer(many=True)
+    reactions = ReactionSummarySerializer(many=True)
+    replyTo = ReplyToSerializer(allow_null=True)
     mentions = serializers.ListField(
         child=serializers.CharField(),
-        read_only=True,
         help_text="Ids of the participants the text names (@username, @all).",
     )
 
-    class Meta:
-        model = Message
-        fields = [
-            "id",
-            "bamId",
-            "seq",
-            "senderId",
-            "sender",
-            "toUserId",
-            "content",
-            "text",
-            "type",
-            "tempId",
-            "createdAt",
-            "replyTo",
-            "mentions",
-        ]
-        read_only_fields = fields
-
     def to_representation(self, instance):
-        # The fields above document the shape (OpenAPI); message_payload builds it.
         return message_payload(instance)
 
 
@@ -127,6 +151,15 @@ def message_payload(message: Message) -> dict:
         "replyTo": reply_payload(message),
         "mentions": [str(u) for u in mention_ids(message)],
     }
+
+
+def stored_message_payload(message: Message) -> dict:
+    """The payload of a message a write just stored or found, built once for
+    that write: its announcement and its answer (ack or REST body) share it."""
+    built = getattr(message, "built_payload", None)
+    if built is None:
+        built = message.built_payload = message_payload(message)
+    return built
 
 
 def mention_ids(message: Message) -> list[int]:
@@ -212,24 +245,6 @@ def message_preview(message: Message) -> str:
     return content[:PREVIEW_MAX_CHARS]
 
 
-class AttachmentSerializer(serializers.Serializer):
-    """An upload as clients see it (documents ``attachment_payload``)."""
-
-    id = serializers.CharField()
-    bamId = serializers.CharField()
-    name = serializers.CharField()
-    size = serializers.IntegerField()
-    contentType = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["image", "file"])
-    width = serializers.IntegerField(allow_null=True)
-    height = serializers.IntegerField(allow_null=True)
-    url = serializers.CharField(help_text="Signed, expiring download URL.")
-    thumbnailUrl = serializers.CharField(allow_null=True)
-
-    def to_representation(self, instance):
-        return attachment_payload(instance)
-
-
 class StrictCharField(serializers.CharField):
     """A CharField that takes only JSON strings: a number is invalid, not coerced."""
 
@@ -257,7 +272,9 @@ class MessageCreateSerializer(serializers.Serializer):
         trim_whitespace=False,
     )
     type = serializers.ChoiceField(choices=Message.Type.choices, required=False)
-    tempId = serializers.CharField(required=False, allow_null=True, max_length=100)
+    tempId = serializers.CharField(
+        required=False, allow_null=True, max_length=TEMP_ID_MAX_CHARS
+    )
     toUserId = serializers.CharField(required=False, allow_null=True, max_length=20)
     attachmentIds = serializers.ListField(
         child=serializers.CharField(max_length=20),
@@ -305,15 +322,49 @@ class BamSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ReadPositionSerializer(serializers.Serializer):
+    userId = serializers.CharField()
+    messageId = serializers.CharField(allow_null=True)
+
+
+class BamDetailSerializer(BamSerializer):
+    """One BAM with where each participant has read up to (GET /bams/{id})."""
+
+    readPositions = ReadPositionSerializer(many=True)
+
+    class Meta(BamSerializer.Meta):
+        fields = [*BamSerializer.Meta.fields, "readPositions"]
+        read_only_fields = fields
+
+
+class BamListItemSerializer(BamSerializer):
+    """A BAM in the caller's list, with their unread figures and its last message."""
+
+    unreadCount = serializers.IntegerField()
+    unreadMentions = serializers.IntegerField()
+    lastReadMessageId = serializers.CharField(allow_null=True)
+    lastMessage = MessageSerializer(allow_null=True)
+
+    class Meta(BamSerializer.Meta):
+        fields = [
+            *BamSerializer.Meta.fields,
+            "unreadCount",
+            "unreadMentions",
+            "lastReadMessageId",
+            "lastMessage",
+        ]
+        read_only_fields = fields
+
+
 class BamCreateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=TITLE_MAX_CHARS)
     participantIds = serializers.ListField(
         child=serializers.CharField(max_length=20), required=False, max_length=200
     )
 
 
 class BamUpdateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=TITLE_MAX_CHARS)
 
 
 class ParticipantAddSerializer(serializers.Serializer):

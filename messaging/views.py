@@ -10,9 +10,12 @@ from rest_framework.response import Response
 from accounts.permissions import IsActiveUser
 from bamchat.errors import Invalid
 from messaging import selectors, services
+from messaging.cleaning import message_text_of
 from messaging.pagination import MessageHistoryPagination
 from messaging.serializers import (
     BamCreateSerializer,
+    BamDetailSerializer,
+    BamListItemSerializer,
     BamSerializer,
     BamUpdateSerializer,
     MembershipSerializer,
@@ -20,6 +23,7 @@ from messaging.serializers import (
     MessageSerializer,
     ParticipantAddSerializer,
     message_payload,
+    stored_message_payload,
 )
 
 
@@ -41,6 +45,9 @@ class BamViewSet(viewsets.GenericViewSet):
     throttle_scope = "rest_write"
     serializer_class = BamSerializer
     pagination_class = PageNumberPagination
+    # Any id reaches the view, which answers 404 in JSON (the router's default
+    # stops at a dot and leaves Django's HTML 404).
+    lookup_value_regex = "[^/]+"
 
     def _read(self, bam) -> dict:
         bam = selectors.bam_with_participants(bam_id=bam.pk)
@@ -54,6 +61,7 @@ class BamViewSet(viewsets.GenericViewSet):
             "memberships__user"
         )
 
+    @extend_schema(responses=BamListItemSerializer(many=True))
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
         last = selectors.messages_by_id(
@@ -74,7 +82,7 @@ class BamViewSet(viewsets.GenericViewSet):
             )
         return self.get_paginated_response(items)
 
-    @extend_schema(request=BamCreateSerializer, responses={201: BamSerializer})
+    @extend_schema(request=BamCreateSerializer, responses={201: BamDetailSerializer})
     def create(self, request):
         body = request_object(request)
         bam = services.bam_create(
@@ -84,19 +92,19 @@ class BamViewSet(viewsets.GenericViewSet):
         )
         return Response(self._read(bam), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=BamSerializer)
+    @extend_schema(responses=BamDetailSerializer)
     def retrieve(self, request, pk=None):
         bam = selectors.bam_get_for_participant(bam_id=pk, user=request.user)
         return Response(self._read(bam))
 
-    @extend_schema(request=BamUpdateSerializer, responses=BamSerializer)
+    @extend_schema(request=BamUpdateSerializer, responses=BamDetailSerializer)
     def partial_update(self, request, pk=None):
         bam = services.bam_rename(
             bam_id=pk, user=request.user, title=request_object(request).get("title")
         )
         return Response(self._read(bam))
 
-    @extend_schema(request=BamUpdateSerializer, responses=BamSerializer)
+    @extend_schema(request=BamUpdateSerializer, responses=BamDetailSerializer)
     def update(self, request, pk=None):
         return self.partial_update(request, pk)
 
@@ -191,7 +199,7 @@ class MessageListView(GenericAPIView):
         message = services.message_create(
             bam_id=bam_id,
             sender=request.user,
-            content=body.get("content", body.get("text")),
+            content=message_text_of(body),
             type=body.get("type"),
             temp_id=body.get("tempId"),
             to_user_id=body.get("toUserId"),
@@ -199,4 +207,4 @@ class MessageListView(GenericAPIView):
             reply_to_id=body.get("replyToId"),
         )
         code = status.HTTP_201_CREATED if message.created else status.HTTP_200_OK
-        return Response(MessageSerializer(message).data, status=code)
+        return Response(stored_message_payload(message), status=code)

@@ -25,6 +25,7 @@ from bamchat.formats import iso
 from messaging import lifecycle
 from messaging import selectors as messaging_selectors
 from messaging import services as messaging_services
+from messaging.cleaning import message_text_of
 from messaging.serializers import message_payload
 from realtime import bus, metrics
 from realtime.auth import AuthRefused, access_token_of, token_from_handshake
@@ -303,7 +304,7 @@ class BamNamespace(socketio.AsyncNamespace):
         draft = messaging_services.message_draft(
             bam_id=bam_id,
             sender=_user(info),
-            content=payload.get("content", payload.get("text")),
+            content=message_text_of(payload),
             type=payload.get("type"),
             temp_id=payload.get("tempId"),
             to_user_id=payload.get("toUserId"),
@@ -335,7 +336,7 @@ class BamNamespace(socketio.AsyncNamespace):
         message = await database_sync_to_async(_edit_message)(
             message_id=body.get("messageId"),
             user=_user(info),
-            content=body.get("content", body.get("text")),
+            content=message_text_of(body),
         )
         return {"message": message}
 

@@ -38,3 +38,72 @@ class MeSerializer(ProfileSerializer):
     @extend_schema_field(PresenceSerializer)
     def get_presence(self, user) -> dict:
         return presence_get(user_id=user.pk)
+
+
+class UserPresenceSerializer(PresenceSerializer):
+    """GET /websocket/presence/{userId}."""
+
+    userId = serializers.CharField()
+
+
+class BamOnlineSerializer(serializers.Serializer):
+    bamId = serializers.CharField()
+    onlineUsers = serializers.ListField(child=serializers.CharField())
+
+
+class NotifyResultSerializer(serializers.Serializer):
+    userId = serializers.CharField()
+    event = serializers.CharField()
+    online = serializers.BooleanField()
+    sockets = serializers.IntegerField()
+    sent = serializers.BooleanField()
+
+
+class BroadcastResultSerializer(serializers.Serializer):
+    event = serializers.CharField()
+    sent = serializers.BooleanField()
+    connections = serializers.IntegerField()
+    connectedUsers = serializers.IntegerField()
+
+
+class RoomStatsSerializer(serializers.Serializer):
+    sockets = serializers.IntegerField()
+    users = serializers.IntegerField()
+    members = serializers.ListField(child=serializers.CharField())
+
+
+class ProcessStatsSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    host = serializers.CharField()
+    pid = serializers.IntegerField()
+    startedAt = serializers.DateTimeField()
+    lastHeartbeat = serializers.DateTimeField()
+    connections = serializers.IntegerField()
+
+
+class StatsSerializer(serializers.Serializer):
+    """Connections, users, statuses, rooms (``bam-{id}``) and processes."""
+
+    connections = serializers.IntegerField()
+    connectedUsers = serializers.IntegerField()
+    byStatus = serializers.DictField(child=serializers.IntegerField())
+    rooms = serializers.DictField(child=RoomStatsSerializer())
+    processes = ProcessStatsSerializer(many=True)
+    messagesLastMinute = serializers.IntegerField()
+    messagesLastHour = serializers.IntegerField()
+    at = serializers.DateTimeField()
+
+
+class HealthSerializer(serializers.Serializer):
+    """``ok`` for anyone; the details only for staff."""
+
+    ok = serializers.BooleanField()
+    database = serializers.BooleanField(required=False)
+    process = serializers.CharField(required=False)
+    heartbeat = serializers.BooleanField(required=False)
+    stopping = serializers.BooleanField(required=False)
+    heartbeatError = serializers.CharField(required=False, allow_null=True)
+    listener = serializers.BooleanField(required=False)
+    listenerRestarts = serializers.IntegerField(required=False)
+    layerDown = serializers.BooleanField(required=False)
+    sockets = serializers.IntegerField(required=False)

@@ -15,6 +15,7 @@ from realtime import bus, metrics
 from realtime.auth import identities_for
 from realtime.batching import Batcher
 from realtime.delivery import Relay
+from realtime.heartbeat import HandshakeJson, heartbeat_ms
 from realtime.manager import ChannelLayerManager
 from realtime.namespace import BamNamespace, error_ack, now_iso
 from realtime.presence import PresenceKeeper
@@ -27,8 +28,10 @@ from realtime.writer import MessageWriter
 logger = logging.getLogger(__name__)
 
 # Names the library gives its own meaning: a client may not send them as events.
+# (``message`` is not one: what ``socket.send()`` emits is an event like any
+# other, refused as unknown by the namespace.)
 RESERVED_EVENTS = frozenset(
-    {"connect", "disconnect", "connect_error", "__disconnect_final", "message", "*"}
+    {"connect", "disconnect", "connect_error", "__disconnect_final", "*"}
 )
 BINARY_PACKETS = (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK)
 
@@ -49,6 +52,14 @@ class BamSocketServer(socketio.AsyncServer):
             async_handlers=True,
             ping_interval=realtime["PING_INTERVAL_S"],
             ping_timeout=realtime["PING_TIMEOUT_S"],
+            json=HandshakeJson(
+                interval_ms=heartbeat_ms(
+                    realtime["PING_INTERVAL_S"], setting="REALTIME_PING_INTERVAL_S"
+                ),
+                timeout_ms=heartbeat_ms(
+                    realtime["PING_TIMEOUT_S"], setting="REALTIME_PING_TIMEOUT_S"
+                ),
+            ),
             logger=False,
             engineio_logger=False,
         )

@@ -15,8 +15,8 @@ from bamchat.formats import iso
 from messaging.models import Membership, Message, MessageEvent
 from messaging.serializers import (
     message_event_payload,
-    message_payload,
     message_preview,
+    stored_message_payload,
 )
 from messaging.statements import participant_ids
 from realtime import bus
@@ -28,7 +28,7 @@ def message_saved(sender, instance: Message, created: bool, **kwargs) -> None:
     (of type ``mention`` for those it mentions)."""
     if not created or kwargs.get("raw"):
         return
-    payload = message_payload(instance)
+    payload = stored_message_payload(instance)
     bam_id = instance.bam_id
     everyone = participant_ids(
         bam_id=bam_id, audience_version=getattr(instance, "audience_version", None)

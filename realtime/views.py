@@ -18,9 +18,15 @@ from messaging.selectors import (
 )
 from realtime import bus, selectors
 from realtime.serializers import (
+    BamOnlineSerializer,
+    BroadcastResultSerializer,
     BroadcastSerializer,
+    HealthSerializer,
     MeSerializer,
+    NotifyResultSerializer,
     NotifySerializer,
+    StatsSerializer,
+    UserPresenceSerializer,
 )
 
 
@@ -35,7 +41,7 @@ class StatsView(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=StatsSerializer)
     def get(self, request):
         return Response(selectors.stats())
 
@@ -45,7 +51,7 @@ class PresenceView(APIView):
 
     permission_classes = [IsActiveUser]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=UserPresenceSerializer)
     def get(self, request, user_id):
         pk = parse_id(user_id, what="user")
         viewer = request.user
@@ -64,7 +70,7 @@ class BamOnlineView(APIView):
 
     permission_classes = [IsActiveUser]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=BamOnlineSerializer)
     def get(self, request, bam_id):
         if request.user.is_staff:
             pk = bam_get_for_staff(bam_id=bam_id).pk
@@ -79,7 +85,7 @@ class NotifyView(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(request=NotifySerializer, responses=dict)
+    @extend_schema(request=NotifySerializer, responses=NotifyResultSerializer)
     def post(self, request):
         body = NotifySerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -110,7 +116,7 @@ class BroadcastView(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(request=BroadcastSerializer, responses=dict)
+    @extend_schema(request=BroadcastSerializer, responses=BroadcastResultSerializer)
     def post(self, request):
         body = BroadcastSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -132,7 +138,7 @@ class HealthView(APIView):
 
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request):
         from realtime.server import sio
 

@@ -11,7 +11,7 @@ stores a lone message at once, so nothing waits for a batch to fill.
 from channels.db import database_sync_to_async
 
 from messaging import services as messaging_services
-from messaging.serializers import message_payload
+from messaging.serializers import stored_message_payload
 from realtime.batching import Batcher
 
 # Messages stored in one transaction at most; more wait for the next one.
@@ -19,9 +19,12 @@ MAX_BATCH = 200
 
 
 def _store(drafts: list) -> list:
-    """In the database thread: store the drafts, build each ack's payload."""
+    """In the database thread: store the drafts; each ack's payload is the one
+    its announcement carries."""
     results = messaging_services.messages_create(drafts)
-    return [r if isinstance(r, Exception) else message_payload(r) for r in results]
+    return [
+        r if isinstance(r, Exception) else stored_message_payload(r) for r in results
+    ]
 
 
 class MessageWriter:

@@ -3,6 +3,7 @@ import pytest_asyncio
 from django.db import connection
 from rest_framework.test import APIClient
 
+from tests.contract import VIOLATIONS
 from tests.live import Api, Deployment, Peer
 
 
@@ -73,3 +74,13 @@ def _sqlite_only_cases_run_on_sqlite(request):
     """A ``sqlite_only`` case on another database is a mistake of selection."""
     if request.node.get_closest_marker("sqlite_only") and connection.vendor != "sqlite":
         pytest.fail("sqlite_only: deselect it on PostgreSQL (-m 'not sqlite_only')")
+
+
+@pytest.fixture(autouse=True)
+def _payloads_keep_the_contract():
+    """Fail a test whose clients received anything the published contracts do
+    not describe (``tests.contract``)."""
+    VIOLATIONS.clear()
+    yield
+    found, VIOLATIONS[:] = list(VIOLATIONS), []
+    assert not found, "payloads outside the published contract:\n" + "\n".join(found)

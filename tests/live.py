@@ -23,10 +23,12 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse, urlsplit, urlunparse
 
 import aiohttp
 import socketio
+
+from tests.contract import published, report
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-42"
@@ -311,6 +313,13 @@ class Api:
             body = (
                 await resp.json(content_type=None) if resp.content_length != 0 else None
             )
+            if resp.content_type == "application/json" and not path.startswith("/api/"):
+                check = published(self.base).response_errors
+                report(
+                    f"REST {method} {path}",
+                    check(method, path, resp.status, body),
+                    body,
+                )
             if expect is not None:
                 assert resp.status == expect, (
                     f"{method} {path} -> {resp.status}, wanted {expect}: {body}"
@@ -396,13 +405,15 @@ class Peer:
         self.disconnected.set()
 
     async def _record(self, event, *args) -> None:
+        data = args[0] if len(args) == 1 else list(args)
+        report(f"event {event}", contract_of(self.url).event_errors(event, data), data)
         async with self._arrived:
-            data = args[0] if len(args) == 1 else list(args)
             self.events[event].append(data)
             self.ordered.append((event, data))
             self._arrived.notify_all()
 
     async def connect(self, **kw) -> Peer:
+        prefetch_contract(self.url)
         auth = {"token": self.token} if self.token is not None else None
         await self.client.connect(
             self.url,
@@ -415,8 +426,11 @@ class Peer:
 
     async def call(self, event: str, data=None, timeout: float = EVENT_TIMEOUT_S):
         if data is None:
-            return await self.client.call(event, timeout=timeout)
-        return await self.client.call(event, data, timeout=timeout)
+            ack = await self.client.call(event, timeout=timeout)
+        else:
+            ack = await self.client.call(event, data, timeout=timeout)
+        report(f"ack of {event}", contract_of(self.url).ack_errors(event, ack), ack)
+        return ack
 
     async def wait_for(
         self, event: str, count: int = 1, where=None, timeout: float = EVENT_TIMEOUT_S
@@ -489,7 +503,11 @@ class RawSocket:
         self._next_id += 1
         ack_id = self._next_id
         await self.send_text(f"42{ack_id}" + json.dumps([event, *args]))
-        return await self.ack(ack_id, timeout=timeout)
+        ack = await self.ack(ack_id, timeout=timeout)
+        if isinstance(event, str) and len(ack) == 1:
+            errors = contract_of(self.url).ack_errors(event, ack[0])
+            report(f"ack of {event}", errors, ack[0])
+        return ack
 
     async def ack(self, ack_id: int, timeout: float = EVENT_TIMEOUT_S):
         """Wait for the ack ``43<id>[...]``; events met on the way are dropped."""
@@ -537,6 +555,21 @@ class RawSocket:
         if self.ws is not None and not self.ws.closed:
             await self.ws.close()
         await self.session.close()
+
+
+def contract_of(url: str):
+    """The published contracts of the server at ``url`` (any ws/http form)."""
+    parts = urlsplit(url.replace("ws://", "http://", 1))
+    return published(f"http://{parts.netloc}")
+
+
+def prefetch_contract(url: str) -> None:
+    """Fetch the contracts before events need them; a server that does not
+    answer now (a test of refusals) is asked again when a payload arrives."""
+    try:
+        contract_of(url)
+    except OSError:
+        pass
 
 
 def free_port() -> int:
@@ -654,6 +687,8 @@ class ChatApp:
         self.client.on("connect", self._connected)
 
     async def _message(self, payload) -> None:
+        errors = contract_of(self.url).event_errors("new-message", payload)
+        report("event new-message", errors, payload)
         if payload["bamId"] == self.bam_id:
             async with self.arrived:
                 self.seqs.append(payload["seq"])
@@ -679,6 +714,9 @@ class ChatApp:
         if self.seqs:
             payload["sinceSeq"] = max(self.seqs)
         ack = await self.client.call("join-bam", payload, timeout=EVENT_TIMEOUT_S)
+        report(
+            "ack of join-bam", contract_of(self.url).ack_errors("join-bam", ack), ack
+        )
         assert ack["ok"], ack
         self.joins += 1
         self.joined.set()
@@ -693,6 +731,7 @@ class ChatApp:
             raise AssertionError("join-bam was never acknowledged") from None
 
     async def start(self) -> ChatApp:
+        prefetch_contract(self.url)
         await self.client.connect(
             self.url, auth={"token": self.token}, transports=["websocket"]
         )

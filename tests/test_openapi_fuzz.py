@@ -46,7 +46,8 @@ def test_rest_api_survives_schema_driven_fuzzing(fuzz_server, deployment, tmp_pa
             "-H",
             f"Authorization: Bearer {staff.access}",
             "--checks",
-            "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "not_a_server_error,response_schema_conformance,content_type_conformance,"
+            "status_code_conformance,response_headers_conformance",
             "--max-time",
             FUZZ_SECONDS,
             "--workers",

@@ -3,6 +3,7 @@
 // with a message saying what did not arrive (never a sleep).
 
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { io } from 'socket.io-client';
 
@@ -12,6 +13,15 @@ if (!BASE_URL) {
 }
 
 export const PASSWORD = 'correct-horse-battery-42';
+// Where every payload received is written, one JSON line each, for the Python side
+// to validate against the published contracts (tests/realtime/test_js_client.py).
+const CONTRACT_LOG = process.env.BAMCHAT_CONTRACT_LOG;
+
+/** Note a received payload for the contract check (nothing when no log is set). */
+function noteReceived(kind, name, payload, extra = {}) {
+  if (!CONTRACT_LOG) return;
+  appendFileSync(CONTRACT_LOG, `${JSON.stringify({ kind, name, payload, ...extra })}\n`);
+}
 // How long an event, an ack or a connection may take (the Python suite's EVENT_TIMEOUT_S).
 export const TIMEOUT_MS = 10_000;
 // REST calls queue behind password hashing (one worker thread on the server) on a busy
@@ -49,6 +59,9 @@ export async function rest(method, path, { token, body, expect } = {}) {
   } catch {
     data = raw;
   }
+  if ((response.headers.get('content-type') || '').startsWith('application/json')) {
+    noteReceived('rest', `${method} ${path}`, data, { status: response.status });
+  }
   if (expect !== undefined && response.status !== expect) {
     throw new Error(`${method} ${path} -> ${response.status}, wanted ${expect}: ${raw.slice(0, 500)}`);
   }
@@ -84,6 +97,7 @@ export function record(socket) {
   socket.waiters = new Set();
   socket.onAny((event, ...args) => {
     const payload = args.length === 1 ? args[0] : args;
+    noteReceived('event', event, payload);
     socket.received.push({ event, payload });
     for (const waiter of socket.waiters) waiter(event, payload);
   });
@@ -209,6 +223,7 @@ export function sockets(t) {
       });
       socket.once('connect_error', (err) => {
         clearTimeout(timer);
+        if (err.data !== undefined) noteReceived('event', 'connect_error', { message: err.message, data: err.data });
         resolve(err);
       });
     });
@@ -220,7 +235,9 @@ export function sockets(t) {
 /** Emit with an ack and a timeout; the ack payload, or a clear error if none came. */
 export async function call(socket, event, ...args) {
   try {
-    return await socket.timeout(TIMEOUT_MS).emitWithAck(event, ...args);
+    const ack = await socket.timeout(TIMEOUT_MS).emitWithAck(event, ...args);
+    noteReceived('ack', event, ack);
+    return ack;
   } catch (err) {
     throw new Error(`no ack for '${event}' ${JSON.stringify(args)} within ${TIMEOUT_MS} ms: ${err.message}`);
   }

@@ -1,15 +1,19 @@
 """The official JS ``socket.io-client`` under Node against a live server.
 
 Runs ``node --test`` in ``tests/js`` (the suite itself is in ``*.test.mjs``
-there) with ``BAMCHAT_URL`` pointing at the session's daphne process.
+there) with ``BAMCHAT_URL`` pointing at the session's daphne process. Every
+event, ack and REST body the JS clients receive is written to a log and
+validated here against the published contracts.
 """
 
+import json
 import os
 import shutil
 import subprocess
 
 import pytest
 
+from tests.contract import published
 from tests.live import ROOT, ci
 
 JS_DIR = ROOT / "tests" / "js"
@@ -49,11 +53,18 @@ def report(stdout, stderr, server) -> str:
 
 @pytest.mark.node
 @pytest.mark.live
-def test_official_js_client_suite(request):
-    """Every ``tests/js/*.test.mjs`` passes against the live server."""
+def test_official_js_client_suite(request, tmp_path):
+    """Every ``tests/js/*.test.mjs`` passes against the live server, and all
+    they receive keeps the published contracts."""
     node = node_or_skip()
     server = request.getfixturevalue("server")  # started only once Node is known
-    env = {**os.environ, "BAMCHAT_URL": server.url, "NO_COLOR": "1"}
+    log = tmp_path / "received.jsonl"
+    env = {
+        **os.environ,
+        "BAMCHAT_URL": server.url,
+        "BAMCHAT_CONTRACT_LOG": str(log),
+        "NO_COLOR": "1",
+    }
     try:
         result = subprocess.run(
             [node, "--test", "--test-reporter=spec"],
@@ -70,3 +81,27 @@ def test_official_js_client_suite(request):
         )
     details = report(result.stdout, result.stderr, server)
     assert result.returncode == 0, f"node --test exited {result.returncode}\n{details}"
+    violations = contract_violations(log.read_text().splitlines(), server.url)
+    assert not violations, "JS clients received payloads outside the contract:\n" + (
+        "\n".join(violations[:20])
+    )
+
+
+def contract_violations(lines: list[str], base_url: str) -> list[str]:
+    """What in the JS clients' log breaks the published documents."""
+    assert lines, "the JS suite recorded nothing: is BAMCHAT_CONTRACT_LOG honoured?"
+    contract = published(base_url)
+    found = []
+    for line in lines:
+        item = json.loads(line)
+        kind, name, payload = item["kind"], item["name"], item["payload"]
+        if kind == "event":
+            errors = contract.event_errors(name, payload)
+        elif kind == "ack":
+            errors = contract.ack_errors(name, payload)
+        else:
+            method, path = name.split(" ", 1)
+            errors = contract.response_errors(method, path, item["status"], payload)
+        if errors:
+            found.append(f"{kind} {name}: {'; '.join(errors)} -- {line[:500]}")
+    return found

@@ -101,3 +101,38 @@ async def test_an_undecodable_packet_closes_that_socket_at_once(api, peers, raw)
     assert await a.closed_within(3), "a garbled packet left the socket open"
     ack = await b.call("send-message", {"bamId": bam["id"], "content": "unharmed"})
     assert ack["ok"], ack
+
+
+async def test_message_is_an_unknown_event_refused_with_a_coded_ack(api, peers, raw):
+    """``socket.send()`` emits ``message``: not reserved in Socket.IO 4, so it is
+    answered like any event the contract does not define."""
+    alice = await api.account("alice")
+    a = await raw(alice)
+
+    ack = await a.call("message", "hello")
+
+    assert ack[0]["ok"] is False and ack[0]["error"]["code"] == "invalid", ack
+    assert ack[0]["error"]["message"] == "Unknown event 'message'.", ack
+    assert (await a.call("status-change", "away"))[0]["ok"]
+    peer = await peers(alice)
+    ack = await peer.call("message", {"text": "hi"})
+    assert ack["ok"] is False and ack["error"]["code"] == "invalid", ack
+
+
+@pytest.fixture(scope="module")
+def fractional_heartbeat(deployment):
+    return deployment.start_server(
+        "heartbeat", REALTIME_PING_INTERVAL_S="2.5", REALTIME_PING_TIMEOUT_S="1.25"
+    )
+
+
+async def test_handshake_announces_a_fractional_heartbeat_exactly(
+    fractional_heartbeat, api
+):
+    url = fractional_heartbeat.url + "/socket.io/?EIO=4&transport=polling"
+    async with api.session.get(url) as resp:
+        body = await resp.text()
+
+    assert resp.status == 200 and body.startswith("0"), body
+    opened = json.loads(body[1:])
+    assert (opened["pingInterval"], opened["pingTimeout"]) == (2500, 1250), opened
