@@ -4,7 +4,8 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.contract import VIOLATIONS
-from tests.live import Api, Deployment, Peer
+from tests.deploy import Deployment
+from tests.live import Api, Peer
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
-"""Live servers and real clients for end-to-end tests.
+"""Real clients for end-to-end tests (the servers are in ``tests.deploy``).
 
-``LiveServer`` runs ``daphne bamchat.asgi:application`` in a subprocess on a
-loopback port chosen by the OS and waits for it to say it is listening.
 ``Api`` is a REST client (aiohttp); ``Peer`` is a python-socketio ``AsyncClient``
-that records every event it receives so a test can wait for one.
+that records every event it receives so a test can wait for one; ``RawSocket``
+speaks Engine.IO frames; ``ChatApp`` reconnects and rejoins as an app does.
+Everything they receive is checked against the server's published contracts.
 """
 
 from __future__ import annotations
@@ -11,19 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
-import re
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse, urlsplit, urlunparse
+from urllib.parse import urlsplit
 
 import aiohttp
 import socketio
@@ -33,247 +25,11 @@ from tests.contract import published, report
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-42"
 EVENT_TIMEOUT_S = 10
-LISTENING = re.compile(r"Listening on TCP address [\d.]+:(\d+)")
 
 
 def ci() -> bool:
     """Whether this run is CI, where nothing may be skipped."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def service_reachable(host: str, port: int) -> bool:
-    """Whether a TCP server answers on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-class ThrowawayPostgres:
-    """A fresh PostgreSQL database on the server of ``base_url``, dropped at the end."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base = urlparse(base_url)
-        self.name = f"bamchat_live_{uuid.uuid4().hex[:10]}"
-        self.url = urlunparse(self.base._replace(path="/" + self.name))
-
-    def _admin(self):
-        import psycopg
-
-        admin = urlunparse(self.base._replace(path="/postgres"))
-        return psycopg.connect(admin, autocommit=True)
-
-    def create(self) -> str:
-        with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        return self.url
-
-    def drop(self) -> None:
-        with self._admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-
-class LiveServer:
-    """One daphne process serving the project on 127.0.0.1."""
-
-    def __init__(
-        self, env: dict[str, str], name: str = "server", daphne_args: tuple = ()
-    ) -> None:
-        self.env = env
-        self.name = name
-        self.daphne_args = tuple(daphne_args)
-        self.port: int | None = None
-        self.process: subprocess.Popen | None = None
-        self.log_lines: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, port: int = 0, timeout: float = 30) -> LiveServer:
-        daphne = Path(sys.executable).with_name("daphne")
-        self._lines = queue.Queue()  # a restart reads only the new process
-        self.process = subprocess.Popen(
-            [
-                str(daphne),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                *self.daphne_args,
-                "bamchat.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._pump, daemon=True).start()
-        try:
-            while True:
-                line = self._lines.get(timeout=timeout)
-                if line is None:
-                    raise RuntimeError(
-                        f"{self.name} exited before listening:\n{self.log()}"
-                    )
-                match = LISTENING.search(line)
-                if match:
-                    self.port = int(match.group(1))
-                    return self
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError(
-                f"{self.name} did not listen within {timeout}s:\n{self.log()}"
-            ) from None
-
-    def _pump(self) -> None:
-        assert self.process and self.process.stderr
-        lines = self._lines
-        for line in self.process.stderr:
-            self.log_lines.append(line)
-            if len(self.log_lines) > 5000:
-                del self.log_lines[:1000]
-            lines.put(line)
-        lines.put(None)
-
-    def log(self) -> str:
-        return "".join(self.log_lines[-80:])
-
-    def wait_for_line(self, needle: str, timeout: float = 10) -> str:
-        """Block until the server writes a stderr line containing ``needle``."""
-        try:
-            while True:
-                line = self._lines.get(timeout=timeout)
-                if line is None:
-                    raise AssertionError(f"{self.name} exited:\n{self.log()}")
-                if needle in line:
-                    return line
-        except queue.Empty:
-            raise AssertionError(
-                f"{self.name} wrote no line with {needle!r} in {timeout}s:\n"
-                f"{self.log()}"
-            ) from None
-
-    def kill(self) -> None:
-        """SIGKILL: the process dies without any cleanup."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-def server_env(**extra: str) -> dict[str, str]:
-    """Environment for a live server: this run's key, no debug, loopback hosts."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")
-    }
-    env.update(
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        LOG_LEVEL="INFO",
-        REGISTER_RATE="100000/min",  # every test account comes from 127.0.0.1
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
-def migrate(env: dict[str, str]) -> None:
-    """Create the schema in the database the environment points at."""
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-
-
-class Deployment:
-    """One database (and optionally Redis) shared by one or more live servers."""
-
-    def __init__(
-        self,
-        *,
-        database_url: str | None = None,
-        redis_url: str | None = None,
-        **extra_env: str,
-    ) -> None:
-        self.tmp = tempfile.mkdtemp(prefix="bamchat-live-")
-        self.pg: ThrowawayPostgres | None = None
-        base_db = database_url or os.environ.get("DATABASE_URL")
-        env_db: dict[str, str] = {}
-        if base_db and not base_db.startswith("sqlite:"):  # a run's own SQLite file
-            self.pg = ThrowawayPostgres(base_db)
-            env_db["DATABASE_URL"] = self.pg.create()
-        else:
-            env_db["SQLITE_PATH"] = os.path.join(self.tmp, "live.sqlite3")
-        if redis_url:
-            env_db["REDIS_URL"] = redis_url
-        self.env = server_env(**env_db, **extra_env)
-        migrate(self.env)
-        self.servers: list[LiveServer] = []
-
-    def shell(self, code: str) -> None:
-        """Run Python against this deployment's database (``User`` is in scope)."""
-        subprocess.run(
-            [
-                sys.executable,
-                "manage.py",
-                "shell",
-                "-c",
-                "from accounts.models import User\n" + code,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-
-    def create_staff(self, username: str, password: str = PASSWORD) -> None:
-        """Create a staff superuser in this deployment's database."""
-        subprocess.run(
-            [
-                sys.executable,
-                "manage.py",
-                "createsuperuser",
-                "--noinput",
-                "--username",
-                username,
-                "--email",
-                f"{username}@example.com",
-            ],
-            cwd=ROOT,
-            env={**self.env, "DJANGO_SUPERUSER_PASSWORD": password},
-            check=True,
-            capture_output=True,
-        )
-
-    def start_server(
-        self, name: str = "server", daphne_args: tuple = (), **extra_env: str
-    ) -> LiveServer:
-        server = LiveServer(
-            {**self.env, **extra_env}, name=name, daphne_args=daphne_args
-        ).start()
-        self.servers.append(server)
-        return server
-
-    def close(self) -> None:
-        for server in self.servers:
-            server.stop()
-        if self.pg:
-            self.pg.drop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @dataclass
@@ -572,104 +328,6 @@ def prefetch_contract(url: str) -> None:
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free loopback port, restartable."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server"),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for line in self.process.stdout:
-            if "Ready to accept connections" in line:
-                return
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-class FailoverProxy:
-    """What a load balancer does for these tests: one address on loopback that
-    forwards each new TCP connection to the first backend that accepts it."""
-
-    def __init__(self, backends: list[int]) -> None:
-        self.backends = backends
-        self.server: asyncio.base_events.Server | None = None
-        self.port: int | None = None
-        self._pipes: set[asyncio.Task] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FailoverProxy:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def _serve(self, reader, writer) -> None:
-        for port in list(self.backends):
-            try:
-                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                continue
-        else:
-            writer.close()
-            return
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    @staticmethod
-    async def _pipe(src, dst) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        except (OSError, asyncio.CancelledError):
-            pass
-        finally:
-            dst.close()
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for task in list(self._pipes):
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-
 class ChatApp:
     """A client app: reconnects by itself and rejoins with the last seq it saw."""
 
@@ -736,59 +394,3 @@ class ChatApp:
             self.url, auth={"token": self.token}, transports=["websocket"]
         )
         return self
-
-
-class OwnPostgres:
-    """A PostgreSQL cluster of the test's own (``initdb`` into a temporary
-    folder, a free loopback port) that it may crash and restart. The server runs
-    as the ``postgres`` user when the tests run as root, as PostgreSQL requires."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.tmp = tempfile.mkdtemp(prefix="bamchat-pg-")
-        self.data = os.path.join(self.tmp, "data")
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            import pwd
-
-            owner = pwd.getpwnam("postgres")
-            os.chown(self.tmp, owner.pw_uid, owner.pw_gid)
-            self.as_user = [shutil.which("runuser"), "-u", "postgres", "--"]
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        subprocess.run(
-            [*self.as_user, *args], check=True, capture_output=True, timeout=60
-        )
-
-    def init(self) -> OwnPostgres:
-        self._run(
-            shutil.which("initdb"), "-D", self.data, "-A", "trust", "-U", "postgres",
-            "--no-sync",
-        )  # fmt: skip
-        return self.start()
-
-    def start(self) -> OwnPostgres:
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.tmp} "
-            "-c fsync=off -c max_connections=200"
-        )
-        self._run(
-            shutil.which("pg_ctl"), "-D", self.data, "-o", options, "-w", "-t", "30",
-            "-l", os.path.join(self.tmp, "log"), "start",
-        )  # fmt: skip
-        return self
-
-    def crash(self) -> None:
-        """Stop at once, as a crash does: no checkpoint, clients cut off."""
-        self._run(shutil.which("pg_ctl"), "-D", self.data, "-m", "immediate", "stop")
-
-    def close(self) -> None:
-        try:
-            self._run(shutil.which("pg_ctl"), "-D", self.data, "-m", "fast", "stop")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
-        shutil.rmtree(self.tmp, ignore_errors=True)

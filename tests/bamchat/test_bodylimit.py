@@ -11,7 +11,8 @@ import pytest
 import pytest_asyncio
 
 from bamchat.bodylimit import BodySizeLimit, request_body_limit
-from tests.live import Api, Deployment
+from tests.deploy import Deployment
+from tests.live import Api
 
 MIB = 1024 * 1024
 ANSWER_TIMEOUT_S = 10

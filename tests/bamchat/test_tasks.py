@@ -21,7 +21,8 @@ from django_tasks_db.models import DBTaskResult
 
 from bamchat.tasks import enqueue_due_periodic, is_transient_database_error
 from push.tasks import push_fanout, push_prune
-from tests.live import ROOT, Api, LiveServer, migrate, server_env
+from tests.deploy import LiveServer, migrate, server_env
+from tests.live import ROOT, Api
 from tests.push.service import Browser, PushService
 from tests.push.test_delivery import subscribe
 

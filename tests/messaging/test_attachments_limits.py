@@ -3,7 +3,8 @@
 import pytest
 import pytest_asyncio
 
-from tests.live import Api, Deployment
+from tests.deploy import Deployment
+from tests.live import Api
 from tests.messaging.attachment_files import upload
 
 pytestmark = pytest.mark.live

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.live import Api, Deployment, ci, free_port
+from tests.deploy import Deployment
+from tests.live import Api, ci
 from tests.messaging.attachment_files import PDF, download, png, upload
+from tests.services import free_port
 
 pytestmark = pytest.mark.live
 

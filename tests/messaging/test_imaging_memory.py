@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.live import Api, Deployment
+from tests.deploy import Deployment
+from tests.live import Api
 from tests.messaging.attachment_files import animation, png_solid, upload
 
 pytestmark = [

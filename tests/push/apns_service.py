@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from tests.live import free_port
+from tests.services import free_port
 
 WAIT_S = 15
 PROVIDER_TOKEN_MAX_AGE_S = 3600

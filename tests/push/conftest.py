@@ -1,7 +1,8 @@
 import pytest
 import pytest_asyncio
 
-from tests.live import Api, Deployment
+from tests.deploy import Deployment
+from tests.live import Api
 from tests.push.apns_service import ApnsService
 from tests.push.fcm_service import FcmService
 from tests.push.service import PushService

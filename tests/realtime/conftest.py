@@ -3,7 +3,9 @@ import shutil
 
 import pytest
 
-from tests.live import Deployment, PrivateRedis, ci, service_reachable
+from tests.deploy import Deployment
+from tests.live import ci
+from tests.services import PrivateRedis, service_reachable
 
 PG_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"

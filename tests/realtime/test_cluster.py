@@ -13,13 +13,9 @@ import pytest_asyncio
 import redis
 import socketio
 
-from tests.live import (
-    Api,
-    Deployment,
-    Peer,
-    ci,
-    service_reachable,
-)
+from tests.deploy import Deployment
+from tests.live import Api, Peer, ci
+from tests.services import service_reachable
 
 pytestmark = pytest.mark.services
 

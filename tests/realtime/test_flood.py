@@ -9,7 +9,8 @@ import pytest
 import pytest_asyncio
 
 from realtime.namespace import MAX_WAITING_EVENTS
-from tests.live import Api, Deployment, RawSocket
+from tests.deploy import Deployment
+from tests.live import Api, RawSocket
 
 pytestmark = pytest.mark.live
 

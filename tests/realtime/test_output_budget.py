@@ -14,7 +14,8 @@ import socket
 
 import pytest
 
-from tests.live import EVENT_TIMEOUT_S, Api, Deployment, Peer
+from tests.deploy import Deployment
+from tests.live import EVENT_TIMEOUT_S, Api, Peer
 
 pytestmark = pytest.mark.live
 

@@ -10,7 +10,8 @@ import redis
 from realtime.cluster import RedisView
 from realtime.ratelimit import RedisBuckets
 from realtime.roster import Roster, SocketInfo
-from tests.live import PrivateRedis, ci
+from tests.live import ci
+from tests.services import PrivateRedis
 
 pytestmark = pytest.mark.services
 

@@ -9,13 +9,8 @@ import time
 
 import pytest
 
-from tests.live import (
-    EVENT_TIMEOUT_S,
-    Api,
-    ChatApp,
-    FailoverProxy,
-    Peer,
-)
+from tests.live import EVENT_TIMEOUT_S, Api, ChatApp, Peer
+from tests.services import FailoverProxy
 
 pytestmark = [pytest.mark.services, pytest.mark.live]
 

@@ -15,8 +15,10 @@ import time
 
 import pytest
 
-from tests.live import Deployment, OwnPostgres, ci
+from tests.deploy import Deployment
+from tests.live import ci
 from tests.realtime.stalls import Traffic
+from tests.services import OwnPostgres
 
 pytestmark = [pytest.mark.services, pytest.mark.live]
 
