@@ -6,51 +6,20 @@ channels-redis for a multi-process deployment.
 """
 
 import os
-import re
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    """Read a comma-separated environment variable as a list of non-empty items."""
-    return [
-        item.strip()
-        for item in os.environ.get(name, default).split(",")
-        if item.strip()
-    ]
-
-
-def env_int(name: str, default: int) -> int:
-    """Read an integer environment variable, failing loudly on a malformed value."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(
-            f"{name} must be a whole number, got {raw!r}."
-        ) from exc
-
-
-def env_float(name: str, default: float) -> float:
-    """Read a number (fractions allowed) from the environment, failing loudly."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from exc
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be above 0, got {raw!r}.")
-    return value
-
+from bamchat.environment import (  # noqa: E402
+    databases_from_env,
+    env_float,
+    env_int,
+    env_list,
+)
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 
@@ -128,48 +97,7 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
-# How long a SQLite writer waits for another's lock before "database is locked".
-SQLITE_BUSY_TIMEOUT_S = env_float("SQLITE_BUSY_TIMEOUT_S", 20)
-
-
-def sqlite_database(name: str, options: dict | None = None) -> dict:
-    """The one SQLite configuration, whether the file comes from ``SQLITE_PATH`` or a
-    ``sqlite://`` ``DATABASE_URL`` (whose query options override single defaults)."""
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": name,
-        "CONN_MAX_AGE": None,  # one connection per thread, kept
-        "OPTIONS": {
-            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
-            # (up to the busy timeout) instead of failing with "database is locked"
-            # when a read inside a transaction turns into a write.
-            "transaction_mode": "IMMEDIATE",
-            "timeout": SQLITE_BUSY_TIMEOUT_S,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            **(options or {}),
-        },
-        "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH") or None},
-    }
-
-
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if not DATABASE_URL:
-    DATABASES = {
-        "default": sqlite_database(
-            os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
-        )
-    }
-elif DATABASE_URL.startswith("sqlite:"):
-    parsed = dj_database_url.parse(DATABASE_URL)
-    DATABASES = {"default": sqlite_database(parsed["NAME"], parsed.get("OPTIONS"))}
-else:
-    # Persistent connections: realtime handlers reach the database many times a
-    # second, and a new connection per call would dominate their cost.
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=60, conn_health_checks=True
-        )
-    }
+DATABASES = databases_from_env(BASE_DIR)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -380,76 +308,8 @@ TASKS_WORKER_INTERVAL_S = env_float("TASKS_WORKER_INTERVAL_S", 1)
 TASKS_TRANSIENT_RETRIES = env_int("TASKS_TRANSIENT_RETRIES", 5)
 TASKS_TRANSIENT_RETRY_BASE_S = env_float("TASKS_TRANSIENT_RETRY_BASE_S", 1)
 
-# --- Push notifications -------------------------------------------------------------
-PUSH = {
-    # PEM, or base64url DER/raw, of the VAPID P-256 private key; unset, a key is
-    # generated once and kept in the database (push.vapid).
-    "VAPID_PRIVATE_KEY": os.environ.get("PUSH_VAPID_PRIVATE_KEY", ""),
-    "VAPID_SUBJECT": os.environ.get("PUSH_VAPID_SUBJECT", "mailto:admin@localhost"),
-    # Hosts (a leading "*." allows subdomains) reached over https, or exact origins
-    # such as http://127.0.0.1:9123 for a local test service.
-    "ALLOWED_HOSTS": env_list(
-        "PUSH_ALLOWED_HOSTS",
-        "fcm.googleapis.com,updates.push.services.mozilla.com,"
-        "web.push.apple.com,*.notify.windows.com",
-    ),
-    # How long a push service may hold an undelivered push; retries stop after it.
-    "TTL_S": env_int("PUSH_TTL_S", 86400),
-    # One push request's whole deadline (connect, TLS, send, the entire answer):
-    # past it the request is cut off and the push retried.
-    "REQUEST_TIMEOUT_S": env_float("PUSH_REQUEST_TIMEOUT_S", 10),
-    # Back-off without Retry-After: first wait, doubled per retry, capped.
-    "RETRY_BASE_S": env_float("PUSH_RETRY_BASE_S", 1),
-    "RETRY_MAX_S": env_float("PUSH_RETRY_MAX_S", 600),
-    # Devices one user may register; a new one past it replaces the one whose last
-    # registration is oldest (so a message makes at most this many pushes per user).
-    "MAX_DEVICES_PER_USER": env_int("PUSH_MAX_DEVICES_PER_USER", 20),
-    # An extra CA bundle (PEM) trusted for FCM and APNs besides the usual ones.
-    "CA_FILE": os.environ.get("PUSH_CA_FILE", ""),
-}
-# Firebase Cloud Messaging (HTTP v1): a service account's JSON key, as a file or
-# as the JSON itself; neither set, FCM is off and FCM devices get no push.
-FCM = {
-    "CREDENTIALS_FILE": os.environ.get("FCM_CREDENTIALS_FILE", ""),
-    "CREDENTIALS_JSON": os.environ.get("FCM_CREDENTIALS_JSON", ""),
-    "API_URL": os.environ.get("FCM_API_URL", "https://fcm.googleapis.com").rstrip("/"),
-}
-# APNs token-based auth: the .p8 key, its id, the team id and the app's bundle id;
-# any of them unset, APNs is off and iOS devices get no push.
-APNS = {
-    "KEY_FILE": os.environ.get("APNS_KEY_FILE", ""),
-    "KEY_ID": os.environ.get("APNS_KEY_ID", ""),
-    "TEAM_ID": os.environ.get("APNS_TEAM_ID", ""),
-    "TOPIC": os.environ.get("APNS_TOPIC", ""),
-    "HOST": os.environ.get("APNS_HOST", "")
-    or (
-        "api.sandbox.push.apple.com"
-        if os.environ.get("APNS_USE_SANDBOX", "") == "1"
-        else "api.push.apple.com"
-    ),
-}
-if PUSH["MAX_DEVICES_PER_USER"] < 1:
-    raise ImproperlyConfigured(
-        "PUSH_MAX_DEVICES_PER_USER must be at least 1, got "
-        f"{PUSH['MAX_DEVICES_PER_USER']}."
-    )
-
-# --- Search ---------------------------------------------------------------------------
-SEARCH = {
-    # PostgreSQL text-search configuration of the stored tsvector and of queries
-    # ("simple" works for every language; "french", "english" ... stem). Read by the
-    # migration that builds the index: rebuild with ``manage.py search_reindex``.
-    "CONFIG": os.environ.get("SEARCH_CONFIG", "simple"),
-    # One search's statement deadline; past it the search is refused (400).
-    "TIMEOUT_MS": env_int("SEARCH_TIMEOUT_MS", 2000),
-    # Words (phrase words included) in one query at most.
-    "MAX_TERMS": env_int("SEARCH_MAX_TERMS", 8),
-}
-if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", SEARCH["CONFIG"]):
-    raise ImproperlyConfigured(
-        f"SEARCH_CONFIG must name a PostgreSQL text-search configuration such as "
-        f"'simple' or 'french', got {SEARCH['CONFIG']!r}."
-    )
+# --- Push notifications and search: bamchat/settings_push_search.py ------------------
+from bamchat.settings_push_search import APNS, FCM, PUSH, SEARCH  # noqa: E402,F401
 
 # --- Attachments ----------------------------------------------------------------------
 # Largest upload (bytes): over it the upload is refused with 413 ``too_large``, the
