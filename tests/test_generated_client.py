@@ -4,6 +4,7 @@ the server sends typed in its models."""
 
 import asyncio
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,9 @@ def generated_client(server, tmp_path_factory):
         capture_output=True,
         text=True,
         timeout=300,
+        # Its post-generation hooks run ruff, which is in this environment's bin
+        # folder whether or not that folder is on PATH.
+        env={**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ['PATH']}"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     sys.path.insert(0, str(where))
