@@ -10,12 +10,14 @@ memory stays within a margin of where it started.
 import asyncio
 import json
 import os
+import secrets
 import socket
 
 import pytest
 
 from tests.deploy import Deployment
 from tests.live import EVENT_TIMEOUT_S, Api, Peer
+from tests.realtime.test_metrics import scrape
 
 pytestmark = pytest.mark.live
 
@@ -26,6 +28,8 @@ BUDGET = 1024 * 1024
 # Peak memory the whole attack may add. Before the budget, each join held every
 # replayed event at once: 20 joins of ~10 MB of packets took hundreds of MB.
 MARGIN_BYTES = 80 * 1024 * 1024
+METRICS_TOKEN = secrets.token_urlsafe(32)
+OVERFLOWS = "bamchat_realtime_output_overflows_total"
 
 
 def _memory(pid: int) -> dict[str, int]:
@@ -110,6 +114,7 @@ def budgeted():
         REST_WRITE_RATE="100000/min",
         RATE_JOIN_BURST="1000",
         RATE_JOIN_PER_S="1000",
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     yield deployment.start_server("budgeted")
     deployment.close()
@@ -138,6 +143,7 @@ async def test_a_client_that_never_reads_is_closed_and_costs_little(budgeted):
     assert [m["seq"] for m in got] == list(range(1, ack["missed"] + 1))
     await peer.close()
 
+    overflows = (await scrape(api, METRICS_TOKEN)).get(OVERFLOWS)
     _reset_peak(budgeted.process.pid)
     before = _memory(budgeted.process.pid)["VmRSS"]
     _, writer = await _non_reader(budgeted.port, reader_account.access)
@@ -149,6 +155,7 @@ async def test_a_client_that_never_reads_is_closed_and_costs_little(budgeted):
     grew = after["VmHWM"] - before
     assert grew < MARGIN_BYTES, f"peak memory grew {grew / 2**20:.0f} MB"
     writer.close()
+    assert (await scrape(api, METRICS_TOKEN)).get(OVERFLOWS) == overflows + 1
 
     # The server is unharmed: a new connection joins and reads as before.
     again = Peer(budgeted.url, reader_account.access)
