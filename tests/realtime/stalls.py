@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.live import EVENT_TIMEOUT_S, Api, ChatApp
+from tests.contract import report
+from tests.live import EVENT_TIMEOUT_S, Api, ChatApp, contract_of
 
 SEND_EVERY_S = 0.2
 SETTLED_P99_S = 0.1
@@ -26,16 +27,29 @@ class TimedApp(ChatApp):
         super().__init__(url, token, bam_id)
         self.label = label
         self.deliveries: list[tuple[float, float]] = []  # (arrived at, latency)
+        self.received: list[dict] = []
         self.acked: list[str] = []
         self.unacked: list[str] = []
         self.count = 0
 
     async def _message(self, payload) -> None:
-        await super()._message(payload)
+        """Record the arrival first; the payload's check against the published
+        contract waits until the traffic stops (``check_contract``), so that this
+        client's own work stays out of the latencies it measures."""
+        now = time.monotonic()
         sender, _, sent = (payload.get("content") or "").partition("@")
         if sent and sender != self.label:
-            now = time.monotonic()
             self.deliveries.append((now, now - float(sent)))
+        self.received.append(payload)
+        if payload["bamId"] == self.bam_id:
+            async with self.arrived:
+                self.seqs.append(payload["seq"])
+                self.arrived.notify_all()
+
+    def check_contract(self) -> None:
+        for payload in self.received:
+            errors = contract_of(self.url).event_errors("new-message", payload)
+            report("event new-message", errors, payload)
 
     async def send_steadily(self, stop: asyncio.Event, every_s: float) -> None:
         """Send every ``every_s``; a message without an ack is sent again with
@@ -125,6 +139,8 @@ class Traffic:
                 f"{app.label}: {len(seqs) - len(set(seqs))} repeated, "
                 f"{len(set(expected) - set(seqs))} missing, or out of order"
             )
+        for app in self.apps:
+            app.check_contract()
         stored = await self.stored_ids()
         acked = {i for a in self.apps for i in a.acked}
         assert acked and acked <= stored, "an acknowledged message is not stored"

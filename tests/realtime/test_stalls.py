@@ -28,36 +28,33 @@ FAST_LIFE = {"REALTIME_HEARTBEAT_INTERVAL_S": "1", "REALTIME_PROCESS_DEAD_AFTER_
 FREEZE_S = 6
 
 
-def _freeze(pid: int) -> None:
-    os.kill(pid, signal.SIGSTOP)
-
-
-def _thaw(pid: int) -> None:
-    os.kill(pid, signal.SIGCONT)
+async def _freeze_under_traffic(nodes, pid: int, what: str) -> None:
+    """Steady chat on ``nodes``; the process ``pid`` is frozen (SIGSTOP) for
+    FREEZE_S, then thawed; the traffic runs on, then is checked."""
+    traffic = await Traffic(nodes, per_node=5, every_s=0.1).start()
+    try:
+        await traffic.run_for(3)
+        fault_at = time.monotonic()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await traffic.run_for(FREEZE_S)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        back_at = time.monotonic()
+        await traffic.run_for(8)
+        await traffic.finish()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await traffic.close()
+    figures = traffic.figures(fault_at, back_at)
+    logger.warning("%s frozen %d s: %s", what, FREEZE_S, figures)
 
 
 @pytest.mark.stack_env(**FAST_LIFE)
 async def test_redis_frozen_for_six_seconds_loses_and_repeats_nothing(private_stack):
     deployment, redis_server = private_stack
     nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
-    traffic = await Traffic(nodes, per_node=5, every_s=0.1).start()
-    pid = redis_server.process.pid
-    try:
-        await traffic.run_for(3)
-        fault_at = time.monotonic()
-        _freeze(pid)
-        try:
-            await traffic.run_for(FREEZE_S)
-        finally:
-            _thaw(pid)
-        back_at = time.monotonic()
-        await traffic.run_for(8)
-        await traffic.finish()
-    finally:
-        _thaw(pid)
-        await traffic.close()
-    figures = traffic.figures(fault_at, back_at)
-    logger.warning("Redis frozen %d s: %s", FREEZE_S, figures)
+    await _freeze_under_traffic(nodes, redis_server.process.pid, "Redis")
 
 
 @pytest.mark.stack_env(**FAST_LIFE)
@@ -66,24 +63,7 @@ async def test_a_server_process_frozen_for_six_seconds_loses_and_repeats_nothing
 ):
     deployment, _ = private_stack
     nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
-    traffic = await Traffic(nodes, per_node=5, every_s=0.1).start()
-    pid = nodes[2].process.pid
-    try:
-        await traffic.run_for(3)
-        fault_at = time.monotonic()
-        _freeze(pid)
-        try:
-            await traffic.run_for(FREEZE_S)
-        finally:
-            _thaw(pid)
-        back_at = time.monotonic()
-        await traffic.run_for(8)
-        await traffic.finish()
-    finally:
-        _thaw(pid)
-        await traffic.close()
-    figures = traffic.figures(fault_at, back_at)
-    logger.warning("Server process frozen %d s: %s", FREEZE_S, figures)
+    await _freeze_under_traffic(nodes, nodes[2].process.pid, "Server process")
 
 
 @pytest.fixture
