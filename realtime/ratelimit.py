@@ -8,26 +8,33 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] bucket; ARGV: burst, rate/s, now (s). Returns {allowed, retry_after_ms}.
-_TOKEN_BUCKET_LUA = """
-local burst = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 't', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-local retry = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  retry = math.ceil((1 - tokens) / rate * 1000)
+# One call checks several buckets in order (a batch of checks; a key may come
+# more than once). KEYS: the buckets; ARGV[1]: now (s); ARGV[2i], ARGV[2i+1]:
+# burst and rate/s of KEYS[i]. Returns {allowed, retry_after_ms} per key, flat.
+_TOKEN_BUCKETS_LUA = """
+local now = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[2 * i])
+  local rate = tonumber(ARGV[2 * i + 1])
+  local state = redis.call('HMGET', key, 't', 'ts')
+  local tokens = tonumber(state[1]) or burst
+  local ts = tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  local allowed = 0
+  local retry = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    allowed = 1
+  else
+    retry = math.ceil((1 - tokens) / rate * 1000)
+  end
+  redis.call('HSET', key, 't', tokens, 'ts', now)
+  redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+  out[2 * i - 1] = allowed
+  out[2 * i] = retry
 end
-redis.call('HSET', KEYS[1], 't', tokens, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, retry}
+return out
 """
 
 
@@ -57,33 +64,56 @@ class LocalBuckets:
 REDIS_TIMEOUT_S = 0.25
 
 
+# Checks sent to Redis in one script call at most; more wait for the next call.
+MAX_BATCH = 500
+
+
 class RedisBuckets:
-    """Token buckets in Redis, shared by every process; local while Redis is away."""
+    """Token buckets in Redis, shared by every process; local while Redis is away.
+
+    Checks that arrive while a call is under way go together in the next one
+    (group commit, ``realtime.batching``): a busy chat checks every send, and
+    one script call per round trip costs Redis and this process far less than
+    one per check, and leaves the pool free for the rest.
+    """
 
     def __init__(self, url: str) -> None:
+        from realtime.batching import Batcher
         from realtime.redisclient import RedisBackoff, redis_client
 
         self._client = redis_client(url, timeout_s=REDIS_TIMEOUT_S)
-        self._script = self._client.register_script(_TOKEN_BUCKET_LUA)
+        self._script = self._client.register_script(_TOKEN_BUCKETS_LUA)
         self._local = LocalBuckets()
         self._backoff = RedisBackoff()
+        self._batcher = Batcher(self._hit_batch, max_batch=MAX_BATCH)
 
     async def hit(self, key: str, burst: int, rate: float) -> float | None:
         if self._backoff.waiting:
             return await self._local.hit(key, burst, rate)
-        try:
-            allowed, retry_ms = await asyncio.wait_for(
-                self._script(
-                    keys=[f"bamchat:rl:{key}"], args=[burst, rate, time.time()]
-                ),
-                timeout=REDIS_TIMEOUT_S,
-            )
-        except Exception as exc:
-            # Keep limiting per process while the shared store is away.
-            logger.debug("Rate-limit store unreachable (%s); limiting locally", exc)
-            self._backoff.failed()
-            return await self._local.hit(key, burst, rate)
-        return None if int(allowed) else int(retry_ms) / 1000
+        return await self._batcher.submit((key, burst, rate))
+
+    async def _hit_batch(self, checks: list) -> list:
+        if not self._backoff.waiting:
+            args: list = [time.time()]
+            for _, burst, rate in checks:
+                args += (burst, rate)
+            try:
+                flat = await asyncio.wait_for(
+                    self._script(
+                        keys=[f"bamchat:rl:{key}" for key, _, _ in checks], args=args
+                    ),
+                    timeout=REDIS_TIMEOUT_S,
+                )
+            except Exception as exc:
+                # Keep limiting per process while the shared store is away.
+                logger.debug("Rate-limit store unreachable (%s); limiting locally", exc)
+                self._backoff.failed()
+            else:
+                return [
+                    None if int(flat[2 * i]) else int(flat[2 * i + 1]) / 1000
+                    for i in range(len(checks))
+                ]
+        return [await self._local.hit(*check) for check in checks]
 
 
 class RateLimiter:

@@ -92,3 +92,31 @@ async def test_a_lost_view_is_written_back_once_for_a_burst_of_calls(redis_url):
     sockets = redis.Redis.from_url(redis_url).hlen(view._sockets_key)
     assert sockets == 300
     await view.client.aclose()
+
+
+def _script_calls(url: str) -> int:
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return sum(
+        stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("eval", "evalsha")
+    )
+
+
+async def test_a_burst_of_limit_checks_costs_redis_a_few_calls_not_one_each(redis_url):
+    """Checks that arrive together (a busy chat: every send is checked) share
+    one script call per round trip instead of one each, and still take exactly
+    one token each: a user's burst is honoured across the whole batch."""
+    buckets = RedisBuckets(redis_url)
+    await buckets.hit("warm:0", 5, 1.0)  # the script is loaded, the pool has a line
+    before = _script_calls(redis_url)
+    results = await asyncio.gather(
+        *(buckets.hit(f"send-message:{i % 40}", 5, 0.001) for i in range(BURST))
+    )
+    calls = _script_calls(redis_url) - before
+    assert buckets._backoff.until == 0.0, "a check fell back to local limits"
+    assert calls <= BURST // 20, f"{calls} script calls for {BURST} checks"
+    # 40 users, 10 checks each, a burst of 5 and a negligible refill: 5 pass each.
+    allowed = [r is None for r in results]
+    for user in range(40):
+        assert sum(allowed[user::40]) == 5, f"user {user}: {sum(allowed[user::40])}"
+    refused = [r for r in results if r is not None]
+    assert refused and all(r > 0 for r in refused)
