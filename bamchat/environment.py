@@ -74,8 +74,19 @@ def databases_from_env(base_dir: Path) -> dict:
     if url.startswith("sqlite:"):
         parsed = dj_database_url.parse(url)
         return {"default": sqlite_database(parsed["NAME"], parsed.get("OPTIONS"))}
-    # Persistent connections: realtime handlers reach the database many times a
-    # second, and a new connection per call would dominate their cost.
-    return {
-        "default": dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    # A pool per process (Django's, psycopg_pool): under ASGI every request runs
+    # in a thread of its own, so per-thread persistent connections would open a
+    # session per request, left for the garbage collector to close. Each use
+    # takes a checked connection from the pool and gives it back after.
+    pool_max = env_int("DATABASE_POOL_MAX", 20)
+    if pool_max < 1:
+        raise ImproperlyConfigured(
+            f"DATABASE_POOL_MAX must be 1 or more, got {pool_max}."
+        )
+    config = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
+    config.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, pool_max),
+        "max_size": pool_max,
+        "timeout": env_float("DATABASE_POOL_TIMEOUT_S", 10),
     }
+    return {"default": config}

@@ -53,3 +53,32 @@ def test_the_busy_timeout_is_one_setting_for_both_names(tmp_path):
     for env in ({"SQLITE_PATH": path}, {"DATABASE_URL": f"sqlite:///{path}"}):
         options = database_settings(SQLITE_BUSY_TIMEOUT_S="0.5", **env)["OPTIONS"]
         assert options["timeout"] == 0.5, env
+
+
+def test_postgresql_gets_a_bounded_pool_and_no_per_thread_connections():
+    url = "postgres://bamchat@127.0.0.1:5432/bamchat"
+    default = database_settings(DATABASE_URL=url)
+    assert default["CONN_MAX_AGE"] == 0
+    assert default["OPTIONS"]["pool"] == {"min_size": 2, "max_size": 20, "timeout": 10}
+    sized = database_settings(
+        DATABASE_URL=url, DATABASE_POOL_MAX="1", DATABASE_POOL_TIMEOUT_S="2.5"
+    )
+    assert sized["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 1, "timeout": 2.5}
+
+
+def test_a_pool_of_no_connections_is_refused_at_start():
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
+    done = subprocess.run(
+        [sys.executable, "-c", PRINT_DATABASE],
+        cwd=ROOT,
+        env={
+            **base,
+            "DJANGO_SECRET_KEY": "x" * 50,
+            "DATABASE_URL": "postgres://bamchat@127.0.0.1:5432/bamchat",
+            "DATABASE_POOL_MAX": "0",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "DATABASE_POOL_MAX must be 1 or more, got 0." in done.stderr
