@@ -20,12 +20,14 @@ from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from bamchat.bodylimit import BodySizeLimit, request_body_limit  # noqa: E402
+from bamchat.gc_tuning import apply_gc_thresholds  # noqa: E402
 from messaging.uploads import MULTIPART_OVERHEAD_BYTES  # noqa: E402
 from realtime.asgi import ProcessStarter, SocketGate  # noqa: E402
 from realtime.autobahn_logs import cheap_autobahn_debug_text  # noqa: E402
 from realtime.server import sio  # noqa: E402
 
 cheap_autobahn_debug_text()  # under daphne, which imported autobahn already
+apply_gc_thresholds()  # a server process holds many sockets' objects
 socketio_app = SocketGate(socketio.ASGIApp(sio, socketio_path="socket.io"), sio)
 # Oversized uploads are refused before Django spools their body to disk.
 django_app = BodySizeLimit(

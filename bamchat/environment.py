@@ -29,6 +29,22 @@ def env_int(name: str, default: int) -> int:
         ) from exc
 
 
+def env_ints(name: str, default: str, *, count: int) -> tuple[int, ...]:
+    """Read ``count`` comma-separated positive whole numbers, failing loudly."""
+    raw = os.environ.get(name) or default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"{name} must be {count} whole numbers separated by commas, got {raw!r}."
+        ) from exc
+    if len(values) != count or min(values) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be {count} whole numbers above 0, got {raw!r}."
+        )
+    return values
+
+
 def env_float(name: str, default: float) -> float:
     """Read a number (fractions allowed) from the environment, failing loudly."""
     raw = os.environ.get(name)

@@ -19,6 +19,7 @@ from bamchat.environment import (  # noqa: E402
     env_float,
     env_int,
     env_list,
+    env_ints,
 )
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
@@ -276,6 +277,9 @@ REALTIME = {
         "mark-read": (env_int("RATE_READ_BURST", 30), env_int("RATE_READ_PER_S", 10)),
     },
 }
+
+# The garbage collector of a server process (bamchat.gc_tuning).
+GC_THRESHOLDS = env_ints("GC_THRESHOLDS", "50000,20,100", count=3)
 
 # --- Metrics --------------------------------------------------------------------------
 # ``GET /metrics`` answers staff, and a scraper sending ``Authorization: Bearer`` with

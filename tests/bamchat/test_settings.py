@@ -82,3 +82,28 @@ def test_a_pool_of_no_connections_is_refused_at_start():
     )
     assert done.returncode != 0
     assert "DATABASE_POOL_MAX must be 1 or more, got 0." in done.stderr
+
+
+def gc_thresholds_of_a_server_process(**env: str) -> subprocess.CompletedProcess:
+    """What a process that loaded the ASGI application (as daphne does) has set."""
+    base = {k: v for k, v in os.environ.items() if k != "GC_THRESHOLDS"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gc, bamchat.asgi; print(','.join(map(str, gc.get_threshold())))",
+        ],
+        cwd=ROOT,
+        env={**base, "DJANGO_SECRET_KEY": "x" * 50, **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_server_process_collects_its_young_objects_less_often():
+    assert gc_thresholds_of_a_server_process().stdout.strip() == "50000,20,100"
+    tuned = gc_thresholds_of_a_server_process(GC_THRESHOLDS="1000,10,10")
+    assert tuned.stdout.strip() == "1000,10,10"
+    bad = gc_thresholds_of_a_server_process(GC_THRESHOLDS="700,0,10")
+    assert bad.returncode != 0
+    assert "GC_THRESHOLDS must be 3 whole numbers above 0" in bad.stderr
