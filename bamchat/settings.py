@@ -18,8 +18,8 @@ from bamchat.environment import (  # noqa: E402
     databases_from_env,
     env_float,
     env_int,
-    env_list,
     env_ints,
+    env_list,
 )
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
