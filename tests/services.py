@@ -36,9 +36,11 @@ class ThrowawayPostgres:
         admin = urlunparse(self.base._replace(path="/postgres"))
         return psycopg.connect(admin, autocommit=True)
 
-    def create(self) -> str:
+    def create(self, *, template: str = "") -> str:
+        """Create the database (a copy of ``template``, when named)."""
+        copy = f' TEMPLATE "{template}"' if template else ""
         with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
+            conn.execute(f'CREATE DATABASE "{self.name}"{copy}')
         return self.url
 
     def drop(self) -> None:
