@@ -6,6 +6,7 @@ import logging
 import socketio
 from channels.db import database_sync_to_async
 from django.conf import settings
+from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from accounts.tokens import TOKEN_USERS_BATCH
@@ -119,6 +120,22 @@ class BamSocketServer(socketio.AsyncServer):
             await self._refuse(eio_sid, pkt, "This event name is reserved.")
             return
         await super()._handle_eio_message(eio_sid, data)
+
+    async def _handle_eio_disconnect(self, eio_sid, reason):
+        """Let a long-polling client that said goodbye go at once.
+
+        Its close packet arrives by POST while its GET waits for packets; the
+        reference server answers that GET with a close packet, python-engineio
+        leaves it open until the heartbeat gives up (ping interval + timeout),
+        holding the request, and python-socketio's client, whose
+        ``disconnect()`` waits for that GET, for 30 s. The library has no
+        setting for it; this override of its disconnect hook answers the GET.
+        """
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        if reason == self.eio.reason.CLIENT_DISCONNECT:
+            sock = self.eio.sockets.get(eio_sid)
+            if sock is not None and not sock.upgraded:
+                sock.queue.put_nowait(eio_packet.Packet(eio_packet.CLOSE))
 
     async def _refuse(self, eio_sid, pkt, message: str) -> None:
         if pkt.packet_type == sio_packet.BINARY_ACK:

@@ -1,9 +1,11 @@
 """A hostile client speaking raw Engine.IO frames: what the contract does not allow
 is refused, and nothing it sends changes the server's state or holds its memory."""
 
+import asyncio
 import json
 
 import pytest
+import socketio
 
 from tests.live import RawSocket
 
@@ -136,3 +138,20 @@ async def test_handshake_announces_a_fractional_heartbeat_exactly(
     assert resp.status == 200 and body.startswith("0"), body
     opened = json.loads(body[1:])
     assert (opened["pingInterval"], opened["pingTimeout"]) == (2500, 1250), opened
+
+
+async def test_a_polling_client_that_disconnects_is_let_go_at_once(server, api):
+    """Engine.IO over long-polling: the client's close packet answers the GET it
+    has waiting (as the reference server does), instead of leaving it open until
+    the heartbeat gives up on it; python-socketio's client waits for that GET
+    before its ``disconnect()`` returns (30 s when nobody answers it)."""
+    me = await api.account()
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(
+        server.url, auth={"token": me.access}, transports=["polling"], wait_timeout=5
+    )
+    try:
+        await asyncio.wait_for(client.disconnect(), 10)
+    except TimeoutError:
+        pytest.fail("the client's waiting poll was not answered after it closed")
+    assert not client.connected
