@@ -44,6 +44,10 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, port: int = 0, timeout: float = 30) -> LiveServer:
+        return self.launch(port).wait_listening(timeout)
+
+    def launch(self, port: int = 0) -> LiveServer:
+        """Start the process without waiting for it to listen."""
         daphne = Path(sys.executable).with_name("daphne")
         self._lines = queue.Queue()  # a restart reads only the new process
         self.process = subprocess.Popen(
@@ -63,6 +67,10 @@ class LiveServer:
             text=True,
         )
         threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def wait_listening(self, timeout: float = 30) -> LiveServer:
+        """Block until the launched process says it is listening."""
         try:
             while True:
                 line = self._lines.get(timeout=timeout)
@@ -277,11 +285,20 @@ class Deployment:
     def start_server(
         self, name: str = "server", daphne_args: tuple = (), **extra_env: str
     ) -> LiveServer:
-        server = LiveServer(
-            {**self.env, **extra_env}, name=name, daphne_args=daphne_args
-        ).start()
-        self.servers.append(server)
-        return server
+        return self.start_servers(name, daphne_args=daphne_args, **extra_env)[0]
+
+    def start_servers(
+        self, *names: str, daphne_args: tuple = (), **extra_env: str
+    ) -> list[LiveServer]:
+        """Start one server per name, all at once, and wait until each listens."""
+        launched = [
+            LiveServer(
+                {**self.env, **extra_env}, name=name, daphne_args=daphne_args
+            ).launch()
+            for name in names
+        ]
+        self.servers.extend(launched)
+        return [server.wait_listening() for server in launched]
 
     def close(self) -> None:
         for server in self.servers:

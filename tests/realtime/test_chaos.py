@@ -69,7 +69,7 @@ class Sender:
 @pytest.mark.stack_env(**FAST_LIFE)
 async def test_kill_restart_and_redis_restart_lose_and_repeat_nothing(private_stack):
     deployment, redis_server = private_stack
-    nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
+    nodes = deployment.start_servers("A", "B", "C")
     api = Api(nodes[0].url)
     accounts = [await api.account(f"chaos{i}") for i in range(USERS)]
     bam = await api.bam(accounts[0], *accounts[1:])

@@ -40,8 +40,7 @@ def cluster():
     require("Redis", service_reachable("127.0.0.1", 6379))
     redis.Redis.from_url(REDIS_URL).flushdb()
     deployment = Deployment(database_url=PG_URL, redis_url=REDIS_URL, **FAST_LIFE)
-    for name in ("A", "B", "C"):
-        deployment.start_server(name)
+    deployment.start_servers("A", "B", "C")
     yield deployment
     deployment.close()
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -236,7 +235,7 @@ async def test_redis_restart_keeps_rest_writes_and_realtime_resumes(private_redi
         database_url=PG_URL, redis_url=private_redis.url, **FAST_LIFE
     )
     try:
-        one, two = deployment.start_server("R1"), deployment.start_server("R2")
+        one, two = deployment.start_servers("R1", "R2")
         api1, api2 = Api(one.url), Api(two.url)
         alice, bob = await api1.account(), await api1.account()
         bam = await api1.bam(alice, bob)

@@ -26,7 +26,7 @@ async def test_a_join_racing_the_removal_never_leaves_the_socket_in_the_room(
     private_stack,
 ):
     stack, _ = private_stack
-    first, second = stack.start_server("A"), stack.start_server("B")
+    first, second = stack.start_servers("A", "B")
     api = Api(second.url)
     owner = await api.account()
     watcher = Peer(second.url, owner.access)

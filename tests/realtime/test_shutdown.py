@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.services, pytest.mark.live]
 
 async def test_sigterm_with_live_sockets_exits_fast_and_loses_nobody(private_stack):
     stack, _ = private_stack
-    first, second = stack.start_server("A"), stack.start_server("B")
+    first, second = stack.start_servers("A", "B")
     proxy = await FailoverProxy([first.port, second.port]).start()
     api = Api(second.url)
     staff_name = "ops_shutdown"

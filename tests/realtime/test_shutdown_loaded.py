@@ -57,7 +57,7 @@ def _view_sids_of(client: redis.Redis, process_id: str) -> int:
 @pytest.mark.timeout(600)
 async def test_sigterm_with_3000_sockets(private_stack):
     stack, redis_server = private_stack
-    first, second = stack.start_server("A"), stack.start_server("B")
+    first, second = stack.start_servers("A", "B")
     people = populate(stack.env, users=USERS, bam_size=BAM_SIZE, prefix="deploy")
     bam_of = {u: b["id"] for b in people.bams for u in b["members"]}
     api = Api(second.url)

@@ -53,7 +53,7 @@ async def _freeze_under_traffic(nodes, pid: int, what: str) -> None:
 @pytest.mark.stack_env(**FAST_LIFE)
 async def test_redis_frozen_for_six_seconds_loses_and_repeats_nothing(private_stack):
     deployment, redis_server = private_stack
-    nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
+    nodes = deployment.start_servers("A", "B", "C")
     await _freeze_under_traffic(nodes, redis_server.process.pid, "Redis")
 
 
@@ -62,7 +62,7 @@ async def test_a_server_process_frozen_for_six_seconds_loses_and_repeats_nothing
     private_stack,
 ):
     deployment, _ = private_stack
-    nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
+    nodes = deployment.start_servers("A", "B", "C")
     await _freeze_under_traffic(nodes, nodes[2].process.pid, "Server process")
 
 
@@ -84,7 +84,7 @@ async def test_postgres_crash_and_restart_loses_and_repeats_nothing(
         database_url=own_postgres.url, redis_url=private_redis.url, **FAST_LIFE
     )
     try:
-        nodes = [deployment.start_server(name) for name in ("A", "B", "C")]
+        nodes = deployment.start_servers("A", "B", "C")
         traffic = await Traffic(nodes, per_node=5, every_s=0.1).start()
         try:
             await traffic.run_for(3)
