@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import uuid
 
 from channels.db import database_sync_to_async
@@ -49,6 +50,9 @@ class ProcessLife:
         self._started = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        self._upkeep: asyncio.Task | None = None
+        self._last_beat: float | None = None  # monotonic time of the last heartbeat
+        self._beating_since: float | None = None  # heartbeats without a gap since
 
     @property
     def running(self) -> bool:
@@ -67,6 +71,7 @@ class ProcessLife:
             await database_sync_to_async(services.process_register)(
                 process_id=self.id, host=self.host, pid=self.pid
             )
+            self._last_beat = self._beating_since = time.monotonic()
             loop = asyncio.get_running_loop()
             self._tasks = [
                 loop.create_task(self._beat(), name="realtime-heartbeat"),
@@ -121,32 +126,76 @@ class ProcessLife:
             self.lag = max(0.0, loop.time() - started - LAG_PROBE_S)
 
     async def _beat(self) -> None:
-        realtime = settings.REALTIME
+        """Say this process lives every interval, whatever else is slow.
+
+        Liveness is this one database write. The upkeep after it (reaping,
+        the cluster view, presence, subscriptions, periodic tasks) talks to
+        Redis too, so it runs beside the heartbeats, one upkeep at a time: a
+        Redis stall delays the upkeep, never the heartbeat that keeps the other
+        processes from reaping this one.
+        """
         while True:
-            await asyncio.sleep(realtime["HEARTBEAT_INTERVAL_S"])
+            await asyncio.sleep(settings.REALTIME["HEARTBEAT_INTERVAL_S"])
             try:
-                await self.beat_once()
+                await self.heartbeat()
                 self.last_error = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.last_error is None:
-                    logger.exception("Heartbeat failed; will retry")
-                self.last_error = str(exc)
+                self._failed("Heartbeat", exc)
+                continue
+            if self._upkeep is None or self._upkeep.done():
+                self._upkeep = asyncio.get_running_loop().create_task(
+                    self._upkeep_once(), name="realtime-upkeep"
+                )
 
-    async def beat_once(self) -> None:
-        """Say we live, reap the dead, make due offline checks, mend the view, and
-        enqueue due periodic tasks."""
-        server = self.server
+    def _failed(self, what: str, exc: BaseException) -> None:
+        if self.last_error is None:
+            logger.exception("%s failed; will retry", what, exc_info=exc)
+        self.last_error = str(exc)
+
+    async def heartbeat(self) -> None:
+        """Say this process lives, and note since when it has without a gap."""
         await database_sync_to_async(services.process_heartbeat)(
             process_id=self.id, host=self.host, pid=self.pid
         )
-        dead = await database_sync_to_async(services.processes_reap)(
-            dead_after_s=settings.REALTIME["PROCESS_DEAD_AFTER_S"], exclude_id=self.id
-        )
-        for process_id in dead:
-            users = await server.roster.view.forget_process(process_id)
-            await server.presence.check_many(users)
+        now = time.monotonic()
+        gap_limit = settings.REALTIME["PROCESS_DEAD_AFTER_S"] / 2
+        if self._last_beat is None or now - self._last_beat > gap_limit:
+            self._beating_since = now
+        self._last_beat = now
+
+    @property
+    def may_reap(self) -> bool:
+        """Whether this process may judge others dead: only once it has itself
+        said it lives, without a gap, for as long as a silence must last. After
+        its own heartbeats stopped (the database away, this process frozen or
+        its loop stalled), the others' may have stopped for the same reason."""
+        if self._beating_since is None:
+            return False
+        lived = time.monotonic() - self._beating_since
+        return lived >= settings.REALTIME["PROCESS_DEAD_AFTER_S"]
+
+    async def _upkeep_once(self) -> None:
+        try:
+            await self.upkeep()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed("Heartbeat upkeep", exc)
+
+    async def upkeep(self) -> None:
+        """Reap the dead, make due offline checks, mend the view, and enqueue
+        due periodic tasks."""
+        server = self.server
+        if self.may_reap:
+            dead = await database_sync_to_async(services.processes_reap)(
+                dead_after_s=settings.REALTIME["PROCESS_DEAD_AFTER_S"],
+                exclude_id=self.id,
+            )
+            for process_id in dead:
+                users = await server.roster.view.forget_process(process_id)
+                await server.presence.check_many(users)
         await server.roster.view.resync_if_lost()
         await server.presence.sweep()
         manager = server.manager
@@ -173,8 +222,9 @@ class ProcessLife:
             )
         except Exception:
             logger.exception("Clean stop did not finish; stopping anyway")
-        for task in self._tasks:
-            task.cancel()
+        for task in [*self._tasks, self._upkeep]:
+            if task is not None:
+                task.cancel()
         await worker_stopped
         await bus.bus.stop()
 

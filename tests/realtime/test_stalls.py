@@ -9,6 +9,7 @@ stored); the delivery latency figures are logged, not asserted.
 import asyncio
 import logging
 import os
+import re
 import shutil
 import signal
 import time
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 FAST_LIFE = {"REALTIME_HEARTBEAT_INTERVAL_S": "1", "REALTIME_PROCESS_DEAD_AFTER_S": "5"}
 FREEZE_S = 6
+REAPED = re.compile(r"Reaped dead server process \S+-(\d+)-[0-9a-f]+")
 
 
 async def _freeze_under_traffic(nodes, pid: int, what: str) -> None:
@@ -50,11 +52,25 @@ async def _freeze_under_traffic(nodes, pid: int, what: str) -> None:
     logger.warning("%s frozen %d s: %s", what, FREEZE_S, figures)
 
 
+def reaped_pids(nodes) -> set[int]:
+    """The pids of the processes the servers' logs say were reaped as dead (a
+    process id is ``host-pid-random``)."""
+    found = set()
+    for node in nodes:
+        for line in node.log_lines:
+            match = REAPED.search(line)
+            if match:
+                found.add(int(match.group(1)))
+    return found
+
+
 @pytest.mark.stack_env(**FAST_LIFE)
 async def test_redis_frozen_for_six_seconds_loses_and_repeats_nothing(private_stack):
     deployment, redis_server = private_stack
     nodes = deployment.start_servers("A", "B", "C")
     await _freeze_under_traffic(nodes, redis_server.process.pid, "Redis")
+    # Liveness is the database's heartbeat: a Redis stall kills no process.
+    assert not reaped_pids(nodes), "live processes were reaped after a Redis stall"
 
 
 @pytest.mark.stack_env(**FAST_LIFE)
@@ -64,6 +80,9 @@ async def test_a_server_process_frozen_for_six_seconds_loses_and_repeats_nothing
     deployment, _ = private_stack
     nodes = deployment.start_servers("A", "B", "C")
     await _freeze_under_traffic(nodes, nodes[2].process.pid, "Server process")
+    # Frozen longer than PROCESS_DEAD_AFTER_S, it alone may be reaped: its own
+    # heartbeats resuming late do not make it reap the others.
+    assert reaped_pids(nodes) <= {nodes[2].process.pid}, reaped_pids(nodes)
 
 
 @pytest.fixture
@@ -90,7 +109,9 @@ async def test_postgres_crash_and_restart_loses_and_repeats_nothing(
             await traffic.run_for(3)
             fault_at = time.monotonic()
             await asyncio.to_thread(own_postgres.crash)
-            await traffic.run_for(1)
+            # Down longer than PROCESS_DEAD_AFTER_S: no heartbeat is written
+            # meanwhile, and none of the processes may take that for death.
+            await traffic.run_for(FREEZE_S)
             await asyncio.to_thread(own_postgres.start)
             back_at = time.monotonic()
             await traffic.run_for(8)
@@ -101,3 +122,4 @@ async def test_postgres_crash_and_restart_loses_and_repeats_nothing(
         deployment.close()
     figures = traffic.figures(fault_at, back_at)
     logger.warning("PostgreSQL crashed and restarted: %s", figures)
+    assert not reaped_pids(nodes), "live processes were reaped after the restart"
