@@ -132,7 +132,7 @@ async def test_parallel_decodes_wait_for_a_slot(image_api, image_server):
     def send(name: str):
         return upload(image_api, me, bam["id"], data, name, "image/png")
 
-    [(status, _)] = await asyncio.gather(send("one.png"))  # warmed up
+    status, _ = await send("one.png")  # warmed up
     assert status == 201
     results, three = await _added_peak(
         image_server, [send(f"{n}.png") for n in range(3)]
