@@ -46,7 +46,7 @@ class ProcessLife:
         self.id = f"{self.host}-{self.pid}-{uuid.uuid4().hex[:8]}"
         self.draining = False
         self.lag = 0.0  # how late the event loop runs its callbacks (seconds)
-        self.last_error: str | None = None
+        self.errors: dict[str, str] = {}  # "Heartbeat"/"Heartbeat upkeep": failing now
         self._started = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -136,23 +136,32 @@ class ProcessLife:
         """
         while True:
             await asyncio.sleep(settings.REALTIME["HEARTBEAT_INTERVAL_S"])
-            try:
-                await self.heartbeat()
-                self.last_error = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failed("Heartbeat", exc)
+            if not await self._attempt("Heartbeat", self.heartbeat):
                 continue
             if self._upkeep is None or self._upkeep.done():
                 self._upkeep = asyncio.get_running_loop().create_task(
-                    self._upkeep_once(), name="realtime-upkeep"
+                    self._attempt("Heartbeat upkeep", self.upkeep),
+                    name="realtime-upkeep",
                 )
 
-    def _failed(self, what: str, exc: BaseException) -> None:
-        if self.last_error is None:
-            logger.exception("%s failed; will retry", what, exc_info=exc)
-        self.last_error = str(exc)
+    @property
+    def last_error(self) -> str | None:
+        """An error of the beat (heartbeat or upkeep) while it keeps failing."""
+        return next(iter(self.errors.values()), None)
+
+    async def _attempt(self, what: str, step) -> bool:
+        """Run a step of the beat; log its failure once per streak of failures."""
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if what not in self.errors:
+                logger.exception("%s failed; will retry", what)
+            self.errors[what] = str(exc)
+            return False
+        self.errors.pop(what, None)
+        return True
 
     async def heartbeat(self) -> None:
         """Say this process lives, and note since when it has without a gap."""
@@ -175,14 +184,6 @@ class ProcessLife:
             return False
         lived = time.monotonic() - self._beating_since
         return lived >= settings.REALTIME["PROCESS_DEAD_AFTER_S"]
-
-    async def _upkeep_once(self) -> None:
-        try:
-            await self.upkeep()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._failed("Heartbeat upkeep", exc)
 
     async def upkeep(self) -> None:
         """Reap the dead, make due offline checks, mend the view, and enqueue
