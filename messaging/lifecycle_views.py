@@ -78,7 +78,8 @@ class ReactionDetailView(APIView):
     permission_classes = [IsActiveUser]
     throttle_scope = "rest_write"
 
-    @extend_schema(responses=REACTIONS)
+    # A DELETE is documented as a 204 unless its success code is named.
+    @extend_schema(responses={200: REACTIONS})
     def delete(self, request, bam_id, message_id, emoji):
         reactions = lifecycle.reaction_set(
             bam_id=bam_id,

@@ -3,7 +3,7 @@ import pytest_asyncio
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tests.contract import VIOLATIONS
+from tests.contract import VIOLATIONS, check_response
 from tests.deploy import Deployment
 from tests.live import Api, Peer
 
@@ -64,10 +64,20 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+class CheckedClient(APIClient):
+    """DRF test client whose JSON responses are held to the published OpenAPI
+    document, like the live clients'."""
+
+    def request(self, **kwargs):
+        response = super().request(**kwargs)
+        check_response(kwargs["REQUEST_METHOD"], kwargs["PATH_INFO"], response)
+        return response
+
+
 @pytest.fixture
 def rest():
     """DRF test client against the in-process app (unit tests of the REST layer)."""
-    return APIClient()
+    return CheckedClient()
 
 
 @pytest.fixture(autouse=True)

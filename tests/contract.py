@@ -149,11 +149,33 @@ def published(base_url: str) -> Contract:
     return _PUBLISHED[0]
 
 
+_GENERATED: list[Contract] = []
+
+
 def generated() -> Contract:
-    """The same documents made in this process (for in-process tests)."""
-    from drf_spectacular.generators import SchemaGenerator
+    """The same documents made in this process (for in-process tests), once."""
+    if not _GENERATED:
+        from drf_spectacular.generators import SchemaGenerator
 
-    from realtime.contract import asyncapi_document
+        from realtime.contract import asyncapi_document
 
-    openapi = SchemaGenerator().get_schema(request=None, public=True)
-    return Contract(openapi, asyncapi_document(host="testserver", secure=False))
+        openapi = SchemaGenerator().get_schema(request=None, public=True)
+        _GENERATED.append(
+            Contract(openapi, asyncapi_document(host="testserver", secure=False))
+        )
+    return _GENERATED[0]
+
+
+def check_response(method: str, path: str, response) -> None:
+    """Report an in-process REST response that the OpenAPI document does not
+    describe, as the live clients do (``tests.live``)."""
+    if path.startswith("/api/") or not response.get("Content-Type", "").startswith(
+        "application/json"
+    ):
+        return
+    body = json.loads(response.content) if response.content else None
+    report(
+        f"REST {method} {path}",
+        generated().response_errors(method, path, response.status_code, body),
+        body,
+    )
