@@ -105,4 +105,17 @@ def databases_from_env(base_dir: Path) -> dict:
         "max_size": pool_max,
         "timeout": env_float("DATABASE_POOL_TIMEOUT_S", 10),
     }
+    # Prepared statements: each pooled connection has PostgreSQL parse and plan
+    # a statement once it has run it this many times (the hot path's few
+    # statements run thousands of times), which needs server-side binding.
+    # 0 keeps Django's client-side binding, for a pooler in front of PostgreSQL
+    # that cannot hold prepared statements (PgBouncer in transaction mode
+    # before 1.21).
+    threshold = env_int("DATABASE_PREPARE_THRESHOLD", 5)
+    if threshold < 0:
+        raise ImproperlyConfigured(
+            f"DATABASE_PREPARE_THRESHOLD must be 0 (off) or more, got {threshold}."
+        )
+    if threshold:
+        config["OPTIONS"].update(server_side_binding=True, prepare_threshold=threshold)
     return {"default": config}

@@ -83,7 +83,11 @@ def _deadline():
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL statement_timeout = %s", [limit_ms])
+                    # set_config, not SET: a SET takes no bound parameter.
+                    cursor.execute(
+                        "SELECT set_config('statement_timeout', %s, true)",
+                        [str(limit_ms)],
+                    )
                 yield
                 return
             connection.ensure_connection()

@@ -9,13 +9,17 @@ the test reads the server's own figure.
 """
 
 import asyncio
+import json
 import os
+import re
+import subprocess
+import sys
 
 import psycopg
 import pytest
 
 from tests.deploy import Deployment
-from tests.live import Api, ci
+from tests.live import ROOT, Api, ci
 from tests.services import service_reachable
 
 pytestmark = pytest.mark.services
@@ -79,3 +83,44 @@ async def test_rest_requests_reuse_a_bounded_pool_of_connections(pg_deployment):
     )
     # The pool, the realtime thread, the task worker and this test's admin session.
     assert open_now <= POOL_MAX + 1, f"{open_now} sessions open"
+
+
+# Runs a hot-path statement as the message writer does, through Django's
+# connection, then lists what this session has PostgreSQL keep prepared.
+PREPARED_AFTER_USE = """
+import django, json
+django.setup()
+from django.db import connection
+from messaging import statements
+for _ in range(10):
+    statements.participant_ids(bam_id=1)
+with connection.cursor() as cursor:
+    cursor.execute("SELECT statement FROM pg_prepared_statements")
+    print(json.dumps([row[0] for row in cursor.fetchall()]))
+"""
+
+
+def test_a_statement_run_again_and_again_is_prepared_once(pg_deployment):
+    done = subprocess.run(
+        [sys.executable, "-c", PREPARED_AFTER_USE],
+        cwd=ROOT,
+        env={**pg_deployment.env, "DJANGO_SETTINGS_MODULE": "bamchat.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    prepared = json.loads(done.stdout.strip().splitlines()[-1])
+    participants = statements_sql("participants")
+    assert any(participants in text for text in prepared), (
+        f"not prepared after 10 runs: {participants!r}; prepared: {prepared}"
+    )
+
+
+def statements_sql(name: str) -> str:
+    """A hot-path statement's text as PostgreSQL receives it ($n placeholders)."""
+    from messaging.statements import _sql
+
+    text = _sql("postgresql")[name]
+    number = iter(range(1, 100))
+    return re.sub("%s", lambda _: f"${next(number)}", text)

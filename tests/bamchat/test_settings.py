@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.live import ROOT
 
 PRINT_DATABASE = (
@@ -66,7 +68,32 @@ def test_postgresql_gets_a_bounded_pool_and_no_per_thread_connections():
     assert sized["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 1, "timeout": 2.5}
 
 
-def test_a_pool_of_no_connections_is_refused_at_start():
+def test_postgresql_prepares_what_it_runs_often_unless_told_not_to():
+    url = "postgres://bamchat@127.0.0.1:5432/bamchat"
+    options = database_settings(DATABASE_URL=url)["OPTIONS"]
+    assert options["server_side_binding"] is True
+    assert options["prepare_threshold"] == 5
+    options = database_settings(DATABASE_URL=url, DATABASE_PREPARE_THRESHOLD="2")[
+        "OPTIONS"
+    ]
+    assert options["prepare_threshold"] == 2
+    off = database_settings(DATABASE_URL=url, DATABASE_PREPARE_THRESHOLD="0")
+    assert "server_side_binding" not in off["OPTIONS"]
+    assert "prepare_threshold" not in off["OPTIONS"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "refusal"),
+    [
+        ("DATABASE_POOL_MAX", "0", "DATABASE_POOL_MAX must be 1 or more, got 0."),
+        (
+            "DATABASE_PREPARE_THRESHOLD",
+            "-1",
+            "DATABASE_PREPARE_THRESHOLD must be 0 (off) or more, got -1.",
+        ),
+    ],
+)
+def test_a_database_setting_out_of_range_is_refused_at_start(name, value, refusal):
     base = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
     done = subprocess.run(
         [sys.executable, "-c", PRINT_DATABASE],
@@ -75,13 +102,13 @@ def test_a_pool_of_no_connections_is_refused_at_start():
             **base,
             "DJANGO_SECRET_KEY": "x" * 50,
             "DATABASE_URL": "postgres://bamchat@127.0.0.1:5432/bamchat",
-            "DATABASE_POOL_MAX": "0",
+            name: value,
         },
         capture_output=True,
         text=True,
     )
     assert done.returncode != 0
-    assert "DATABASE_POOL_MAX must be 1 or more, got 0." in done.stderr
+    assert refusal in done.stderr
 
 
 def gc_thresholds_of_a_server_process(**env: str) -> subprocess.CompletedProcess:
