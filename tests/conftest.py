@@ -1,9 +1,11 @@
+import json
+
 import pytest
 import pytest_asyncio
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tests.contract import VIOLATIONS, check_response
+from tests.contract import VIOLATIONS, check_response, generated
 from tests.deploy import Deployment
 from tests.live import Api, Peer
 
@@ -70,7 +72,16 @@ class CheckedClient(APIClient):
 
     def request(self, **kwargs):
         response = super().request(**kwargs)
-        check_response(kwargs["REQUEST_METHOD"], kwargs["PATH_INFO"], response)
+        content_type = response.get("Content-Type", "")
+        json_body = content_type.startswith("application/json") and response.content
+        check_response(
+            generated(),
+            kwargs["REQUEST_METHOD"],
+            kwargs["PATH_INFO"],
+            response.status_code,
+            content_type,
+            json.loads(response.content) if json_body else None,
+        )
         return response
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import socketio
 
-from tests.contract import published, report
+from tests.contract import check_response, published, report
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-42"
@@ -69,13 +69,9 @@ class Api:
             body = (
                 await resp.json(content_type=None) if resp.content_length != 0 else None
             )
-            if resp.content_type == "application/json" and not path.startswith("/api/"):
-                check = published(self.base).response_errors
-                report(
-                    f"REST {method} {path}",
-                    check(method, path, resp.status, body),
-                    body,
-                )
+            check_response(
+                published(self.base), method, path, resp.status, resp.content_type, body
+            )
             if expect is not None:
                 assert resp.status == expect, (
                     f"{method} {path} -> {resp.status}, wanted {expect}: {body}"

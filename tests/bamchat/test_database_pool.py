@@ -11,7 +11,6 @@ the test reads the server's own figure.
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -86,17 +85,20 @@ async def test_rest_requests_reuse_a_bounded_pool_of_connections(pg_deployment):
 
 
 # Runs a hot-path statement as the message writer does, through Django's
-# connection, then lists what this session has PostgreSQL keep prepared.
+# connection; prints its text as PostgreSQL receives it ($n placeholders) and
+# what this session has PostgreSQL keep prepared.
 PREPARED_AFTER_USE = """
-import django, json
+import django, json, re
 django.setup()
 from django.db import connection
 from messaging import statements
 for _ in range(10):
     statements.participant_ids(bam_id=1)
+number = iter(range(1, 100))
+text = re.sub("%s", lambda _: f"${next(number)}", statements.sql("participants"))
 with connection.cursor() as cursor:
     cursor.execute("SELECT statement FROM pg_prepared_statements")
-    print(json.dumps([row[0] for row in cursor.fetchall()]))
+    print(json.dumps([text, [row[0] for row in cursor.fetchall()]]))
 """
 
 
@@ -110,17 +112,7 @@ def test_a_statement_run_again_and_again_is_prepared_once(pg_deployment):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    prepared = json.loads(done.stdout.strip().splitlines()[-1])
-    participants = statements_sql("participants")
+    participants, prepared = json.loads(done.stdout.strip().splitlines()[-1])
     assert any(participants in text for text in prepared), (
         f"not prepared after 10 runs: {participants!r}; prepared: {prepared}"
     )
-
-
-def statements_sql(name: str) -> str:
-    """A hot-path statement's text as PostgreSQL receives it ($n placeholders)."""
-    from messaging.statements import _sql
-
-    text = _sql("postgresql")[name]
-    number = iter(range(1, 100))
-    return re.sub("%s", lambda _: f"${next(number)}", text)
