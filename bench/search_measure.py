@@ -32,10 +32,11 @@ from search_report import quantile
 from accounts.models import User
 from bamchat.errors import Invalid
 from messaging import search_index
+from messaging.drafts import message_draft
 from messaging.models import Membership, Message
 from messaging.search import message_search, snippet_html
 from messaging.search_query import parse_query
-from messaging.services import message_create, message_draft, messages_create
+from messaging.services import message_create, messages_create
 
 # --- search ----------------------------------------------------------------------
 

@@ -15,11 +15,12 @@ from django.utils import timezone
 from bamchat.errors import Forbidden, NotFound, invalid
 from bamchat.text import check_storable_text
 from messaging.attachments import message_attachments_delete
+from messaging.cleaning import clean_content
 from messaging.mentions import mentions_update
 from messaging.models import Bam, Membership, Message, MessageEvent, Reaction
 from messaging.selectors import parse_id, unread_count
 from messaging.serializers import reactions_summary
-from messaging.services import clean_content, take_seq
+from messaging.services import take_seq
 
 # At most this many distinct emoji on one message.
 MAX_EMOJI_PER_MESSAGE = 20

@@ -6,7 +6,6 @@ Events leave after commit: realtime listens to these models' signals.
 """
 
 import time
-from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, transaction
@@ -20,16 +19,10 @@ from messaging.attachments import (
     attachment_storage_names,
     attachments_attach,
     attachments_claim,
-    clean_attachment_ids,
     storage_delete,
 )
-from messaging.cleaning import (
-    clean_content,
-    clean_reply_to_id,
-    clean_temp_id,
-    clean_title,
-    clean_type,
-)
+from messaging.cleaning import clean_title
+from messaging.drafts import MessageDraft, message_draft
 from messaging.mentions import mentions_record
 from messaging.models import Bam, Membership, Message
 from messaging.selectors import bam_get_for_participant, parse_id, with_attachments
@@ -157,57 +150,6 @@ def check_message_type(*, sender, msg_type: str) -> None:
     # (the Socket.IO handler does), whose is_staff says nothing.
     if not User.objects.filter(pk=sender.pk, is_staff=True, is_active=True).exists():
         raise Forbidden("Only the server or staff may post system messages.")
-
-
-@dataclass(frozen=True)
-class MessageDraft:
-    """A new message whose input has been checked; not yet stored."""
-
-    bam_id: int
-    sender: object  # a User; only ``pk`` and ``username`` are read
-    content: str
-    type: str
-    temp_id: str | None
-    to_user_id: object
-    attachment_pks: tuple[int, ...]
-    reply_to_id: int | None = None
-
-    @property
-    def plain(self) -> bool:
-        """No attachments, recipient, reply or possible mention, not a system
-        message: the common case, stored in two statements."""
-        return (
-            not self.attachment_pks
-            and self.to_user_id in (None, "")
-            and self.type != Message.Type.SYSTEM
-            and self.reply_to_id is None
-            and "@" not in self.content
-        )
-
-
-def message_draft(
-    *,
-    bam_id,
-    sender,
-    content,
-    type=None,
-    temp_id=None,
-    to_user_id=None,
-    attachment_ids=None,
-    reply_to_id=None,
-) -> MessageDraft:
-    """Check a new message's input (Invalid, or NotFound for a bad BAM id)."""
-    attachment_pks = clean_attachment_ids(attachment_ids)
-    return MessageDraft(
-        content=clean_content(content, allow_empty=bool(attachment_pks)),
-        type=clean_type(type),
-        temp_id=clean_temp_id(temp_id),
-        bam_id=parse_id(bam_id, what="BAM"),
-        sender=sender,
-        to_user_id=to_user_id,
-        attachment_pks=tuple(attachment_pks),
-        reply_to_id=clean_reply_to_id(reply_to_id),
-    )
 
 
 def message_create(**fields) -> Message:

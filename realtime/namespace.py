@@ -24,8 +24,8 @@ from bamchat.errors import DomainError, Invalid, NotFound, invalid
 from bamchat.formats import iso
 from messaging import lifecycle
 from messaging import selectors as messaging_selectors
-from messaging import services as messaging_services
 from messaging.cleaning import message_text_of
+from messaging.drafts import message_draft
 from messaging.serializers import message_payload
 from realtime import bus, metrics
 from realtime.auth import AuthRefused, access_token_of, token_from_handshake
@@ -301,7 +301,7 @@ class BamNamespace(socketio.AsyncNamespace):
                 "replyToId?}."
             )
         bam_id = _bam_id_of(payload, allow_bare=False)
-        draft = messaging_services.message_draft(
+        draft = message_draft(
             bam_id=bam_id,
             sender=_user(info),
             content=message_text_of(payload),

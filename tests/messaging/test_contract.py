@@ -8,9 +8,10 @@ from rest_framework.test import APIClient
 from messaging import lifecycle
 from messaging.attachments import attachment_upload
 from messaging.cleaning import message_text_of
+from messaging.drafts import message_draft
 from messaging.models import TEMP_ID_MAX_CHARS, TITLE_MAX_CHARS
 from messaging.serializers import MessageSerializer, message_payload
-from messaging.services import message_create, message_draft
+from messaging.services import message_create
 from tests.contract import generated
 from tests.factories import BamFactory, UserFactory
 from tests.messaging.attachment_files import PDF

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from bamchat.errors import Forbidden, NotFound
 from messaging import lifecycle, services, statements
+from messaging.drafts import message_draft
 from messaging.models import Bam, Membership, Message
 from messaging.serializers import message_payload
 from push import services as push_services
@@ -30,9 +31,7 @@ def room():
 
 
 def draft(bam, sender, content="hi", **extra):
-    return services.message_draft(
-        bam_id=bam.pk, sender=sender, content=content, **extra
-    )
+    return message_draft(bam_id=bam.pk, sender=sender, content=content, **extra)
 
 
 def test_stored_message_reads_back_equal_through_the_orm(room):
