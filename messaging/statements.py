@@ -8,6 +8,7 @@ what may be written; ``tests/messaging/test_statements.py`` compares each with
 the ORM query it replaces.
 """
 
+from collections import Counter
 from functools import cache, lru_cache
 
 from django.db import connection
@@ -58,7 +59,60 @@ def _sql(vendor: str) -> dict[str, str]:
         f"SELECT 1 FROM {member} WHERE {m['bam']} = %s AND {m['user']} = %s) "
         f"RETURNING {b['last_seq']}, {b['audience_version']}"
     )
+    # A batch of plain messages (no recipient, reply or attachment): each BAM
+    # takes its seqs once, every row goes in one INSERT that checks membership.
+    batch = ["bam", "sender", "content", "type", "temp_id", "seq", "created_at"]
+    batch_columns = ", ".join(column(Message, f) for f in batch)
+    batch_rows_member = (
+        f"WHERE EXISTS (SELECT 1 FROM {member} WHERE {m['bam']} = given.{{bam}} "
+        f"AND {m['user']} = given.{{sender}}) ON CONFLICT DO NOTHING "
+        f"RETURNING {column(Message, 'id')}, {column(Message, 'bam')}, "
+        f"{column(Message, 'seq')}"
+    )
+    if connection.vendor == "postgresql":
+        # Arrays keep one statement text (prepared once) for any batch size.
+        arrays = ", ".join(
+            f"CAST(%s AS {Message._meta.get_field(f).db_type(connection)}[])"
+            for f in batch
+        )
+        bam_id_type = Bam._meta.pk.rel_db_type(connection)
+        batch_sql = {
+            # Row locks taken in id order: two processes never deadlock.
+            "bams_lock": (
+                f"SELECT {b['id']} FROM {bam} WHERE {b['id']} = ANY(%s) "
+                f"ORDER BY {b['id']} FOR UPDATE"
+            ),
+            "seqs_take": (
+                f"UPDATE {bam} SET {b['last_seq']} = {bam}.{b['last_seq']} + "
+                f"taking.n, {b['updated_at']} = %s FROM unnest("
+                f"CAST(%s AS {bam_id_type}[]), CAST(%s AS integer[])) "
+                f"AS taking(id, n) WHERE {bam}.{b['id']} = taking.id "
+                f"RETURNING {bam}.{b['id']}, {bam}.{b['last_seq']}, "
+                f"{bam}.{b['audience_version']}"
+            ),
+            "messages_insert": (
+                f"INSERT INTO {message} ({batch_columns}) SELECT * FROM "
+                f"unnest({arrays}) AS given({', '.join(batch)}) "
+                + batch_rows_member.format(bam="bam", sender="sender")
+            ),
+        }
+    else:
+        # Completed per call: one CASE branch per BAM, one VALUES row a message.
+        batch_sql = {
+            "seqs_take": (
+                f"UPDATE {bam} SET {b['last_seq']} = {b['last_seq']} + "
+                f"CASE {b['id']} {{cases}} END, {b['updated_at']} = %s "
+                f"WHERE {b['id']} IN ({{ids}}) "
+                f"RETURNING {b['id']}, {b['last_seq']}, {b['audience_version']}"
+            ),
+            "messages_insert": (
+                f"INSERT INTO {message} ({batch_columns}) SELECT * FROM "
+                f"(VALUES {{rows}}) AS given "
+                + batch_rows_member.format(bam="column1", sender="column2")
+            ),
+        }
     return {
+        **{f"batch_{name}": text for name, text in batch_sql.items()},
         "seq_take": seq_take,
         "audience_changed": (
             f"UPDATE {bam} SET {b['audience_version']} = {b['audience_version']} + 1 "
@@ -193,6 +247,70 @@ def message_insert_with_seq(message: Message, *, user_id: int, now) -> str:
         return "repeated"
     _stored(message, pk)
     return "stored"
+
+
+def messages_insert(messages: list[Message], *, now) -> bool:
+    """Store plain messages (no recipient, reply or attachment) of any BAMs and
+    senders in two statements (three on PostgreSQL, which first locks the BAMs
+    in id order), whatever their number. Each BAM's messages take its next
+    seqs in the order given. True with every message's ``pk``, ``seq`` and
+    ``audience_version`` set; False when a sender is not a participant or a
+    (BAM, sender, tempId) is stored already or given twice: part of the batch
+    was written, and the caller must roll it back."""
+    wanted = Counter(message.bam_id for message in messages)
+    bam_ids = sorted(wanted)
+    updated_at = db_value(Bam, "updated_at", now)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql("batch_bams_lock"), [bam_ids])
+            cursor.execute(
+                sql("batch_seqs_take"),
+                [updated_at, bam_ids, [wanted[bam_id] for bam_id in bam_ids]],
+            )
+        else:
+            cases = " ".join(["WHEN %s THEN %s"] * len(bam_ids))
+            ids = ", ".join(["%s"] * len(bam_ids))
+            params = [v for bam_id in bam_ids for v in (bam_id, wanted[bam_id])]
+            cursor.execute(
+                sql("batch_seqs_take").format(cases=cases, ids=ids),
+                [*params, updated_at, *bam_ids],
+            )
+        taken = {row[0]: row[1:] for row in cursor.fetchall()}
+        if len(taken) != len(bam_ids):  # a BAM that does not exist
+            return False
+        next_seq = {bam_id: taken[bam_id][0] - wanted[bam_id] + 1 for bam_id in taken}
+        for message in messages:
+            message.seq = next_seq[message.bam_id]
+            message.audience_version = taken[message.bam_id][1]
+            next_seq[message.bam_id] += 1
+        rows = [_batch_row(message) for message in messages]
+        if connection.vendor == "postgresql":
+            columns = [list(values) for values in zip(*rows, strict=True)]
+            cursor.execute(sql("batch_messages_insert"), columns)
+        else:
+            values = ", ".join([f"({', '.join(['%s'] * len(rows[0]))})"] * len(rows))
+            cursor.execute(
+                sql("batch_messages_insert").format(rows=values),
+                [v for row in rows for v in row],
+            )
+        stored = {(bam_id, seq): pk for pk, bam_id, seq in cursor.fetchall()}
+    if len(stored) != len(messages):
+        return False
+    for message in messages:
+        _stored(message, stored[(message.bam_id, message.seq)])
+    return True
+
+
+def _batch_row(message: Message) -> tuple:
+    return (
+        message.bam_id,
+        message.sender_id,
+        message.content,
+        message.type,
+        message.temp_id,
+        message.seq,
+        db_value(Message, "created_at", message.created_at),
+    )
 
 
 def participant_ids(*, bam_id: int, audience_version: int | None = None) -> tuple:

@@ -171,6 +171,93 @@ def test_a_batch_keeps_order_seqs_and_refusals_apart(room):
     assert Message.objects.filter(bam=bam).count() == 3
 
 
+def _written(queries) -> list[str]:
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE", "BEGIN"))
+    ]
+
+
+def test_a_batch_of_plain_messages_costs_the_same_statements_whatever_its_size(
+    room,
+):
+    """Seqs of every BAM in one UPDATE, rows in one INSERT that checks
+    membership (PostgreSQL first locks the BAMs in id order): a busy process
+    pays per batch, not per message."""
+    owner, a, b, bam = room
+    other = BamFactory(owner=b, members=[a])
+
+    def statements_of_a_batch(n: int) -> list[str]:
+        senders = [(bam, a), (other, b), (bam, owner), (other, a)]
+        drafts = [
+            draft(*senders[i % len(senders)], f"m{i}", temp_id=f"{n}-{i}")
+            for i in range(n)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            results = services.messages_create(drafts)
+        assert all(isinstance(r, Message) for r in results), results
+        return _written(queries)
+
+    statements_of_a_batch(4)  # the audiences are cached from here on
+    assert len(statements_of_a_batch(2)) == len(statements_of_a_batch(40)) <= 3
+
+
+def test_a_plain_batch_takes_each_bams_seqs_in_the_order_given(room):
+    owner, a, b, bam = room
+    other = BamFactory(owner=b, members=[a])
+    services.message_create(bam_id=bam.pk, sender=a, content="first")
+    drafts = [
+        draft(bam, a, "one", temp_id="x"),
+        draft(other, b, "elsewhere"),
+        draft(bam, owner, "two"),
+        draft(other, a, "elsewhere too", temp_id="x"),
+        draft(bam, b, "three", temp_id="x"),
+    ]
+    results = services.messages_create(drafts)
+    assert [(r.bam_id, r.seq, r.content) for r in results] == [
+        (bam.pk, 2, "one"),
+        (other.pk, 1, "elsewhere"),
+        (bam.pk, 3, "two"),
+        (other.pk, 2, "elsewhere too"),
+        (bam.pk, 4, "three"),
+    ]
+    for result in results:
+        from_orm = Message.objects.select_related("sender").get(pk=result.pk)
+        assert message_payload(result) == message_payload(from_orm)
+        assert result.created is True
+    assert Bam.objects.get(pk=bam.pk).last_seq == 4
+    assert Bam.objects.get(pk=other.pk).last_seq == 2
+
+
+@pytest.mark.parametrize("odd_one", ["outsider", "stored tempId", "tempId twice"])
+def test_a_plain_batch_with_an_odd_message_is_stored_one_by_one(room, odd_one):
+    """An outsider or a repeated tempId undoes the batch's statements; each
+    message is then stored on its own, so nothing leaves a gap in the seqs."""
+    owner, a, b, bam = room
+    earlier = services.message_create(
+        bam_id=bam.pk, sender=b, content="earlier", temp_id="t"
+    )
+    odd = {
+        "outsider": draft(bam, UserFactory(), "refused"),
+        "stored tempId": draft(bam, b, "again", temp_id="t"),
+        "tempId twice": draft(bam, a, "one again", temp_id="a1"),
+    }[odd_one]
+    drafts = [draft(bam, a, "one", temp_id="a1"), odd, draft(bam, owner, "two")]
+    results = services.messages_create(drafts)
+    assert [r.seq for r in (results[0], results[2])] == [2, 3]
+    if odd_one == "outsider":
+        assert isinstance(results[1], NotFound)
+    else:
+        repeated = results[0] if odd_one == "tempId twice" else earlier
+        assert (results[1].pk, results[1].created) == (repeated.pk, False)
+    assert list(Message.objects.order_by("seq").values_list("seq", flat=True)) == [
+        1,
+        2,
+        3,
+    ]
+
+
 def test_a_failing_batch_is_stored_one_by_one(room, monkeypatch):
     """A database error in one message of a batch fails only that message."""
     owner, a, _, bam = room
@@ -181,7 +268,13 @@ def test_a_failing_batch_is_stored_one_by_one(room, monkeypatch):
             raise DataError("value rejected by the database")
         return real(message, **kwargs)
 
+    def insert_batch(messages, **kwargs):
+        if any(message.content == "poison" for message in messages):
+            raise DataError("value rejected by the database")
+        raise AssertionError("the batch holds the poison")
+
     monkeypatch.setattr(statements, "message_insert_with_seq", insert)
+    monkeypatch.setattr(statements, "messages_insert", insert_batch)
     results = services.messages_create(
         [draft(bam, a, "before"), draft(bam, a, "poison"), draft(bam, owner, "after")]
     )
