@@ -8,18 +8,14 @@ that process's relay, channels-style: ``{"type": "realtime.bam_event"}`` is
 handled by ``Relay.realtime_bam_event``.
 
 BAM events go to the BAM's group, which a process joins only while it has
-sockets in that BAM; everything else goes to the global group. A process's own
-events reach its relay directly, before they are published, and the copy that
-comes back through Redis is dropped (``Bus.origin``): the process's sockets do
-not wait for a layer round trip, or for Redis at all. On the in-memory layer
-(one process) nothing is published.
+sockets in that BAM; everything else goes to the global group. On the in-memory
+layer (one process) the relay gets the message directly, without a layer hop.
 """
 
 import asyncio
 import concurrent.futures
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -55,9 +51,8 @@ class LayerHealth:
         if not self.down:
             self.down = True
             logger.error(
-                "Channel layer unreachable: %s; live events of other processes "
-                "are missed until it returns (clients catch up from the "
-                "database), retrying",
+                "Channel layer unreachable: %s; live events are dropped until it "
+                "returns (clients catch up from the database), retrying",
                 exc,
             )
 
@@ -83,8 +78,6 @@ class Bus:
     """
 
     def __init__(self) -> None:
-        # Marks what this process publishes: the listener drops it on return.
-        self.origin = uuid.uuid4().hex
         self.loop: asyncio.AbstractEventLoop | None = None
         self.deliver_local: Callable[[dict], Awaitable[None]] | None = None
         self.local_only = False
@@ -162,22 +155,12 @@ class Bus:
         self._recovered()
         return True
 
-    def is_own(self, message: dict) -> bool:
-        """Whether a message from the layer is one this process published (and
-        delivered here already)."""
-        return message.get("origin") == self.origin
-
     async def _put(self, group: str, message: dict) -> bool:
         try:
-            await self.deliver_local(message)
-        except Exception:
-            logger.exception("Could not deliver %s here", message.get("type"))
-        if self.local_only:
-            return True
-        try:
-            await get_channel_layer().group_send(
-                group, {**message, "origin": self.origin}
-            )
+            if self.local_only:
+                await self.deliver_local(message)
+            else:
+                await get_channel_layer().group_send(group, message)
         except Exception as exc:
             self._failed(exc)
             return False

@@ -13,7 +13,7 @@ import logging
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
-from realtime.bus import GLOBAL_GROUP, TYPE_PREFIX, bus, layer_health
+from realtime.bus import GLOBAL_GROUP, TYPE_PREFIX, layer_health
 from realtime.metrics import MANAGER_PUBLISH_FAILURES
 
 logger = logging.getLogger(__name__)
@@ -98,8 +98,6 @@ class ChannelLayerManager(AsyncPubSubManager):
             self._mark_up()
             kind = message.get("type", "") if isinstance(message, dict) else ""
             if kind.startswith(TYPE_PREFIX):
-                if bus.is_own(message):
-                    continue  # the relay had it when it was published
                 if self.relay is not None:
                     try:
                         await self.relay.dispatch(message)

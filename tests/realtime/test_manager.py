@@ -3,10 +3,6 @@
 import asyncio
 import logging
 
-from channels.layers import get_channel_layer
-
-from realtime.bus import GLOBAL_GROUP, Bus
-from realtime.bus import bus as process_bus
 from realtime.manager import ChannelLayerManager
 from realtime.server import BamSocketServer
 
@@ -82,39 +78,3 @@ async def test_a_disconnect_leaves_the_manager_as_the_librarys_own_would():
 
     assert state(ours) == state(theirs)
     assert len(state(ours)[0]) == 24
-
-
-async def test_the_listener_drops_what_its_own_process_published(
-    private_redis, settings
-):
-    """Every other process's events reach the relay once; the process's own
-    come back from Redis too, and are not handed to the relay a second time."""
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [private_redis.url]},
-        }
-    }
-    relayed: asyncio.Queue = asyncio.Queue()
-
-    class Relay:
-        async def dispatch(self, message):
-            await relayed.put(message)
-
-    manager = ChannelLayerManager()
-    manager.relay = Relay()
-    listener = manager._listen()
-    first = asyncio.ensure_future(anext(listener))
-    try:
-        await wait_until(lambda: GLOBAL_GROUP in manager.groups, "the subscription")
-        layer = get_channel_layer()
-        own = {"type": "realtime.test", "n": 1, "origin": process_bus.origin}
-        other = {"type": "realtime.test", "n": 2, "origin": Bus().origin}
-        await layer.group_send(GLOBAL_GROUP, own)
-        await layer.group_send(GLOBAL_GROUP, other)
-        assert (await asyncio.wait_for(relayed.get(), 10))["n"] == 2
-        assert relayed.empty()
-    finally:
-        first.cancel()
-        await asyncio.gather(first, return_exceptions=True)
-        await layer.flush()
