@@ -15,7 +15,6 @@ import time
 import socketio
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from socketio.exceptions import ConnectionRefusedError as Refused
 
@@ -303,7 +302,7 @@ class BamNamespace(socketio.AsyncNamespace):
         bam_id = _bam_id_of(payload, allow_bare=False)
         draft = message_draft(
             bam_id=bam_id,
-            sender=_user(info),
+            sender=info.user,
             content=message_text_of(payload),
             type=payload.get("type"),
             temp_id=payload.get("tempId"),
@@ -335,7 +334,7 @@ class BamNamespace(socketio.AsyncNamespace):
         body = _object_of(payload, "{messageId, content}")
         message = await database_sync_to_async(_edit_message)(
             message_id=body.get("messageId"),
-            user=_user(info),
+            user=info.user,
             content=message_text_of(body),
         )
         return {"message": message}
@@ -344,7 +343,7 @@ class BamNamespace(socketio.AsyncNamespace):
     async def on_delete_message(self, info: SocketInfo, payload):
         body = _object_of(payload, "{messageId}")
         message = await database_sync_to_async(lifecycle.message_delete)(
-            message_id=body.get("messageId"), user=_user(info)
+            message_id=body.get("messageId"), user=info.user
         )
         return {"messageId": str(message.pk)}
 
@@ -353,7 +352,7 @@ class BamNamespace(socketio.AsyncNamespace):
         body = _object_of(payload, "{messageId, emoji, on?}")
         reactions = await database_sync_to_async(lifecycle.reaction_set)(
             message_id=body.get("messageId"),
-            user=_user(info),
+            user=info.user,
             emoji=body.get("emoji"),
             on=body.get("on", True),
         )
@@ -364,7 +363,7 @@ class BamNamespace(socketio.AsyncNamespace):
         body = _object_of(payload, "{bamId, messageId}")
         bam_id = _bam_id_of(body, allow_bare=False)
         return await database_sync_to_async(lifecycle.read_mark)(
-            bam_id=bam_id, user=_user(info), message_id=body.get("messageId")
+            bam_id=bam_id, user=info.user, message_id=body.get("messageId")
         )
 
     @client_event(limit="status-change")
@@ -376,12 +375,6 @@ def _object_of(payload, shape: str) -> dict:
     if not isinstance(payload, dict):
         raise Invalid(f"Expected an object {shape}.")
     return payload
-
-
-def _user(info: SocketInfo):
-    # The socket's user was checked at connect and is dropped on deactivation,
-    # so the services need no query for it: id and username are all they use.
-    return get_user_model()(pk=info.user_id, username=info.username)
 
 
 def _edit_message(*, message_id, user, content) -> dict:

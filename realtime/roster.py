@@ -7,8 +7,10 @@ few dictionary operations and (with Redis) one pipelined round trip.
 import asyncio
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from realtime.cluster import ONLINE, MemoryView, RedisView
 
@@ -36,6 +38,13 @@ class SocketInfo:
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: int = 0
     gone: bool = False  # disconnected: nothing may add it to a room any more
+
+    @cached_property
+    def user(self):
+        """The socket's user as the services take it, built once. It was
+        checked at connect and its sockets are dropped on deactivation, so the
+        services need no query for it: id and username are all they read."""
+        return get_user_model()(pk=self.user_id, username=self.username)
 
 
 class Roster:
