@@ -6,6 +6,7 @@ import io
 import logging
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -103,15 +104,23 @@ class _NotAnImage(Exception):
     pass
 
 
-_slots_lock = threading.Lock()
-_slots: dict[int, threading.BoundedSemaphore] = {}
+_pools_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
 
 
-def _decode_slots() -> threading.BoundedSemaphore:
-    """This process's ATTACHMENT_MAX_DECODES slots: more decodes wait their turn."""
+def _decode_pool() -> ThreadPoolExecutor:
+    """This process's ATTACHMENT_MAX_DECODES decoding threads: more decodes wait
+    their turn. Always the same threads, so the memory a decode frees is what
+    the next one takes; each request runs in a thread of its own, and decoding
+    there took a fresh allocator arena each time, which kept what it freed."""
     count = settings.ATTACHMENT_MAX_DECODES
-    with _slots_lock:
-        return _slots.setdefault(count, threading.BoundedSemaphore(count))
+    with _pools_lock:
+        pool = _pools.get(count)
+        if pool is None:
+            pool = _pools[count] = ThreadPoolExecutor(
+                max_workers=count, thread_name_prefix="image-decode"
+            )
+        return pool
 
 
 def _check_decode_budget(*, width: int, height: int, frames: int) -> None:
@@ -139,14 +148,19 @@ def _inspect_image(fileobj) -> Inspected:
         fmt = source.format
         frames = getattr(source, "n_frames", 1) if fmt in ANIMATED_FORMATS else 1
         _check_decode_budget(width=source.width, height=source.height, frames=frames)
-        with _decode_slots():
-            if frames > 1:
-                data, first = _reencode_animated(source, fmt)
-            else:
-                first = _decode_still(source)
-                data = _encode(first, fmt)
-            width, height = first.size
-            thumbnail = _thumbnail(first)
+        return _decode_pool().submit(_decode, source, fmt, frames).result()
+
+
+def _decode(source: Image.Image, fmt: str, frames: int) -> Inspected:
+    """In a decoding thread: the image re-encoded without metadata, and its
+    thumbnail."""
+    if frames > 1:
+        data, first = _reencode_animated(source, fmt)
+    else:
+        first = _decode_still(source)
+        data = _encode(first, fmt)
+    width, height = first.size
+    thumbnail = _thumbnail(first)
     return Inspected(
         kind="image",
         content_type=IMAGE_TYPES[fmt],
