@@ -34,7 +34,8 @@ class MessageDraft:
     @property
     def plain(self) -> bool:
         """No attachments, recipient, reply or possible mention, not a system
-        message: the common case, stored in two statements."""
+        message: the common case, which needs none of the other checks (a batch
+        of them is stored in two or three statements in all)."""
         return (
             not self.attachment_pks
             and self.to_user_id in (None, "")
