@@ -114,7 +114,7 @@ if REDIS_URL:
     if CHANNEL_LAYER_BACKEND == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "BACKEND": "realtime.layer.RedisPubSubLayer",
                 "CONFIG": {"hosts": [REDIS_URL]},
             }
         }

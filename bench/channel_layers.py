@@ -1,4 +1,5 @@
-"""Compare channels-redis's core and pub/sub layers as BAM Chat uses them.
+"""Compare channels-redis's core and pub/sub layers and BAM Chat's own
+(``realtime.layer``) as BAM Chat uses them.
 
 Three receiver processes (standing in for three daphne processes) each put one
 channel in a BAM group; one sender process does ``group_send`` to that group, as
@@ -19,7 +20,10 @@ import time
 BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "bamchat": "realtime.layer.RedisPubSubLayer",
 }
+# BAM Chat's own layer is imported from the project.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECEIVERS = 3
 GROUP = "bam-bench"
 
@@ -57,6 +61,10 @@ def receiver(kind: str, url: str, expected: int, ready, out) -> None:
 def sender(kind: str, url: str, messages: int, rate: float | None) -> float:
     async def run():
         layer = make_layer(kind, url)
+        # The sender owns a channel, as every server process does (the channel
+        # of its client manager): BAM Chat's layer keeps its publishing
+        # connection on a loop that receives, and opens one per call elsewhere.
+        await layer.new_channel()
         started = time.monotonic()
         for i in range(messages):
             if rate:

@@ -75,6 +75,10 @@ class Bus:
     lane while its previous publish was under way leaves as one ``realtime.batch``
     message (group commit): after a Redis stall, a lane's backlog costs a few
     round trips, not one per event.
+
+    On a layer with ``group_send_many`` (ours on Redis, ``realtime.layer``) there
+    are no lanes: everything queued, for every group, leaves in one call, one
+    Redis round trip, and the next call starts when it returns.
     """
 
     def __init__(self) -> None:
@@ -86,14 +90,18 @@ class Bus:
         self._lanes: dict[str, deque] = {}
         self._lane_tasks: set[asyncio.Task] = set()
         self._in_flight = 0
+        self.pipelined = False
 
     def start(self, deliver_local: Callable[[dict], Awaitable[None]]) -> None:
         """Send from the running loop; ``deliver_local`` is this process's relay."""
         self.loop = asyncio.get_running_loop()
         self.deliver_local = deliver_local
-        self.local_only = isinstance(get_channel_layer(), InMemoryChannelLayer)
+        layer = get_channel_layer()
+        self.local_only = isinstance(layer, InMemoryChannelLayer)
+        self.pipelined = "group_send_many" in getattr(layer, "extensions", ())
         self._queue = asyncio.Queue()
-        self._task = self.loop.create_task(self._run(), name="realtime-bus")
+        run = self._run_pipelined() if self.pipelined else self._run()
+        self._task = self.loop.create_task(run, name="realtime-bus")
 
     async def stop(self) -> None:
         """Send what is queued (briefly), then stop sending."""
@@ -180,6 +188,30 @@ class Bus:
             self._lane_tasks.add(task)
             task.add_done_callback(self._lane_tasks.discard)
 
+    async def _run_pipelined(self) -> None:
+        """Everything queued, every group at once, in one ``group_send_many`` (one
+        Redis round trip); the next call starts when it returns, so each group's
+        envelopes stay in order and what queues meanwhile leaves together."""
+        assert self._queue is not None
+        layer = get_channel_layer()
+        while True:
+            waiting = [await self._queue.get()]
+            while not self._queue.empty():
+                waiting.append(self._queue.get_nowait())
+            self._in_flight = len(waiting)
+            try:
+                await layer.group_send_many(batches(waiting))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+            else:
+                self._recovered()
+            finally:
+                self._in_flight = 0
+                for _ in waiting:
+                    self._queue.task_done()
+
     async def _send_lane(self, group: str, lane: deque) -> None:
         assert self._queue is not None
         try:
@@ -220,6 +252,20 @@ def _envelope(kind: str, **fields) -> dict:
 def batch(items: list[dict]) -> dict:
     """Several envelopes of one group in one layer message, in order."""
     return _envelope("batch", items=items)
+
+
+def batches(waiting: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """``(group, envelope)`` pairs as layer messages: each group's envelopes in
+    order, at most ``BATCH_MAX`` to a message."""
+    lanes: dict[str, list[dict]] = {}
+    for group, message in waiting:
+        lanes.setdefault(group, []).append(message)
+    out = []
+    for group, messages in lanes.items():
+        for start in range(0, len(messages), BATCH_MAX):
+            chunk = messages[start : start + BATCH_MAX]
+            out.append((group, chunk[0] if len(chunk) == 1 else batch(chunk)))
+    return out
 
 
 # -- what can be said ------------------------------------------------------------------

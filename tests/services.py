@@ -12,6 +12,8 @@ import tempfile
 import uuid
 from urllib.parse import urlparse, urlunparse
 
+import redis.asyncio as aredis
+
 
 def service_reachable(host: str, port: int) -> bool:
     """Whether a TCP server answers on host:port."""
@@ -57,13 +59,15 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of the test's own on a free loopback port, restartable."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
         self.port = free_port()
+        self.password = password
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -77,6 +81,7 @@ class PrivateRedis:
                 "",
                 "--appendonly",
                 "no",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -200,3 +205,31 @@ class OwnPostgres:
         except subprocess.CalledProcessError:
             pass  # already stopped
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# -- waiting for Redis ------------------------------------------------------------
+TIMEOUT_S = 5
+
+
+async def until(predicate, what: str, timeout: float = TIMEOUT_S) -> None:
+    """Wait until the coroutine function ``predicate`` returns true."""
+
+    async def poll():
+        while not await predicate():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not happen within {timeout}s") from None
+
+
+async def until_subscribed(url: str, counts: dict[bytes, int]) -> None:
+    """Until Redis counts these subscribers on these pub/sub channels."""
+    async with aredis.Redis.from_url(url) as client:
+
+        async def subscribed():
+            pairs = await client.pubsub_numsub(*counts)
+            return all(dict(pairs).get(name, 0) >= n for name, n in counts.items())
+
+        await until(subscribed, f"subscriptions {counts}")

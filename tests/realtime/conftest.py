@@ -30,14 +30,27 @@ def private_stack(request):
     redis_server.stop()
 
 
-@pytest.fixture
-def private_redis():
-    """A redis-server of the test's own, which it may stop, restart or freeze."""
+def _private_redis(**options):
     if shutil.which("redis-server") is None:
         if ci():
             pytest.fail("redis-server is not installed; CI must run this")
         pytest.skip("redis-server not installed: test skipped")
-    server = PrivateRedis()
+    server = PrivateRedis(**options)
     server.start()
+    return server
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of the test's own, which it may stop, restart or freeze."""
+    server = _private_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_redis_with_password():
+    """A redis-server of the test's own that asks for a password (in its URL)."""
+    server = _private_redis(password="layer-test-password")
     yield server
     server.stop()

@@ -7,6 +7,7 @@ import signal
 from channels.layers import get_channel_layer
 
 from realtime.bus import BATCH_MAX, Bus
+from tests.services import until_subscribed
 
 
 async def test_a_slow_group_does_not_hold_the_others_back():
@@ -65,7 +66,7 @@ async def test_a_backlog_after_a_redis_stall_leaves_in_a_few_layer_messages(
     kept delivery late for many seconds after a stall)."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "realtime.layer.RedisPubSubLayer",
             "CONFIG": {"hosts": [private_redis.url]},
         }
     }
@@ -103,5 +104,44 @@ async def test_a_backlog_after_a_redis_stall_leaves_in_a_few_layer_messages(
     assert len(received) <= 1 + -(-events // BATCH_MAX), (
         f"{events} events took {len(received)} layer messages"
     )
+    await bus.stop()
+    await layer.flush()
+
+
+async def test_every_groups_events_leave_together_and_in_order(private_redis, settings):
+    """On a layer with ``group_send_many`` the bus sends what queued for every
+    group in one call: each group's events arrive in order, batched."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "realtime.layer.RedisPubSubLayer",
+            "CONFIG": {"hosts": [private_redis.url]},
+        }
+    }
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    groups = [f"bam-{n}" for n in range(40)]
+    for group in groups:
+        await layer.group_add(group, channel)
+    await until_subscribed(
+        private_redis.url, {layer.redis_channel(g): 1 for g in groups}
+    )
+    bus = Bus()
+    bus.start(lambda message: None)
+    assert bus.pipelined
+    events = 4000
+    for n in range(events):
+        group = groups[n % len(groups)]
+        bus.send(group, {"type": "realtime.test", "group": group, "n": n})
+    seen: dict[str, list[int]] = {group: [] for group in groups}
+    messages = 0
+    while sum(map(len, seen.values())) < events:
+        message = await asyncio.wait_for(layer.receive(channel), 10)
+        messages += 1
+        items = message["items"] if message["type"] == "realtime.batch" else [message]
+        for item in items:
+            seen[item["group"]].append(item["n"])
+    for k, group in enumerate(groups):
+        assert seen[group] == list(range(k, events, len(groups))), group
+    assert messages < events / 2, f"{events} events took {messages} layer messages"
     await bus.stop()
     await layer.flush()

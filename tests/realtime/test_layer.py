@@ -1,0 +1,126 @@
+"""BAM Chat's Redis channel layer against a real redis-server of the test's own:
+the channel-layer API, ``group_send_many``, and what Redis going away does."""
+
+import asyncio
+import logging
+
+import pytest
+import redis.asyncio as aredis
+from asgiref.sync import async_to_sync
+
+from realtime.layer import RedisPubSubLayer
+from tests.services import TIMEOUT_S, until, until_subscribed
+
+pytestmark = pytest.mark.services
+
+
+async def receive(layer, channel):
+    return await asyncio.wait_for(layer.receive(channel), TIMEOUT_S)
+
+
+@pytest.fixture
+async def two(private_redis):
+    """Two layers on one Redis, as two server processes have."""
+    layers = [RedisPubSubLayer(hosts=[private_redis.url]) for _ in range(2)]
+    yield layers
+    for layer in layers:
+        await layer.flush()
+
+
+async def test_group_send_many_reaches_every_member_in_the_order_given(
+    two, private_redis
+):
+    a, b = two
+    ca, cb = await a.new_channel(), await b.new_channel()
+    await a.group_add("g1", ca)
+    await b.group_add("g1", cb)
+    await b.group_add("g2", cb)
+    await until_subscribed(
+        private_redis.url, {a.redis_channel("g1"): 2, a.redis_channel("g2"): 1}
+    )
+    items = [(f"g{1 + n % 2}", {"type": "test", "n": n}) for n in range(300)]
+    await a.group_send_many(items)
+    assert [(await receive(b, cb))["n"] for _ in range(300)] == list(range(300))
+    assert [(await receive(a, ca))["n"] for _ in range(150)] == list(range(0, 300, 2))
+
+
+async def test_send_reaches_one_channel_and_a_discarded_group_nothing_more(
+    two, private_redis
+):
+    a, b = two
+    cb = await b.new_channel()
+    await b.group_add("gone", cb)
+    await b.group_add("kept", cb)
+    await until_subscribed(
+        private_redis.url, {b.redis_channel("gone"): 1, b.redis_channel("kept"): 1}
+    )
+    await b.group_discard("gone", cb)
+    await a.group_send_many([("gone", {"type": "late"}), ("kept", {"type": "mark"})])
+    await a.send(cb, {"type": "direct"})
+    assert (await receive(b, cb))["type"] == "mark"
+    assert (await receive(b, cb))["type"] == "direct"
+    assert b.channels[cb].empty()
+
+
+async def test_the_subscriber_comes_back_after_a_redis_restart(two, private_redis):
+    a, b = two
+    cb = await b.new_channel()
+    await b.group_add("g", cb)
+    name = b.redis_channel("g")
+    await until_subscribed(private_redis.url, {name: 1})
+    private_redis.stop()
+    private_redis.start()
+    await until_subscribed(private_redis.url, {name: 1})
+    await a.group_send("g", {"type": "after"})
+    assert (await receive(b, cb))["type"] == "after"
+
+
+async def test_a_redis_that_asks_for_a_password(private_redis_with_password):
+    url = private_redis_with_password.url
+    layer = RedisPubSubLayer(hosts=[url])
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("g", channel)
+        await until_subscribed(url, {layer.redis_channel("g"): 1})
+        await layer.group_send("g", {"type": "secret"})
+        assert (await receive(layer, channel))["type"] == "secret"
+    finally:
+        await layer.flush()
+
+
+async def test_what_is_not_a_layer_message_is_dropped_not_raised(
+    two, private_redis, caplog
+):
+    _, b = two
+    cb = await b.new_channel()
+    await b.group_add("g", cb)
+    name = b.redis_channel("g")
+    await until_subscribed(private_redis.url, {name: 1})
+    caplog.set_level(logging.WARNING, logger="realtime.layer")
+    async with aredis.Redis.from_url(private_redis.url) as client:
+        for raw in (b"\xc1", b"\x01", b"not msgpack at all"):
+            await client.publish(name, raw)
+    await b.group_send("g", {"type": "good"})
+    assert (await receive(b, cb))["type"] == "good"
+    assert sum("not a layer message" in r.getMessage() for r in caplog.records) == 3
+
+
+async def test_a_loop_that_does_not_receive_sends_on_a_connection_of_its_own(
+    two, private_redis
+):
+    """A worker's or a management command's send (``async_to_sync``, a new loop
+    each time) reaches the servers and leaves no connection behind."""
+    a, b = two
+    cb = await b.new_channel()
+    await b.group_add("g", cb)
+    await until_subscribed(private_redis.url, {b.redis_channel("g"): 1})
+    async with aredis.Redis.from_url(private_redis.url) as client:
+        before = (await client.info("clients"))["connected_clients"]
+        for n in range(5):
+            await asyncio.to_thread(async_to_sync(a.group_send), "g", {"n": n})
+        assert [(await receive(b, cb))["n"] for _ in range(5)] == list(range(5))
+
+        async def back_to_before():
+            return (await client.info("clients"))["connected_clients"] == before
+
+        await until(back_to_before, f"{before} Redis connections again")
