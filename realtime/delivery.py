@@ -74,6 +74,7 @@ class BamStream:
         came before an earlier seq waits for it (``HOLD_BACK_S`` at most)."""
         seq = data["seq"]
         if self._expect is not None and seq > self._expect:
+            metrics.HELD_EVENTS.inc()
             self._held[seq] = (event, data, at)
             if self._hold_timer is None:
                 self._hold_timer = asyncio.get_running_loop().call_later(
@@ -95,6 +96,7 @@ class BamStream:
         """The missing seq did not come (lost on the bus): deliver what waited;
         the sockets' gap is filled from the database on the way."""
         self._hold_timer = None
+        metrics.HOLD_TIMEOUTS.inc()
         for seq in sorted(self._held):
             self._jobs.append((self._deliver, self._held[seq]))
             self._expect = seq + 1
@@ -149,6 +151,7 @@ class BamStream:
     async def _fill(self, sids: list[str], before_seq: int) -> None:
         """Send sockets that are behind what they lack before ``before_seq``."""
         low = min(self.upto[s] for s in sids)
+        metrics.GAP_FILLS.inc()
         events = await self.relay.history(self.bam_id, after=low, before=before_seq)
         for sid in sids:
             upto = self.upto.get(sid)

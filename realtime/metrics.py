@@ -46,6 +46,22 @@ DELIVERY_LAG_SECONDS = Histogram(
     "(wall clock; once per event, not per recipient).",
     buckets=LAG_BUCKETS_S,
 )
+HELD_EVENTS = Counter(
+    "bamchat_delivery_held_events",
+    "Live BAM events that reached this process before an earlier seq of their "
+    "BAM and waited for it (events of several processes overtaking each other).",
+)
+HOLD_TIMEOUTS = Counter(
+    "bamchat_delivery_hold_timeouts",
+    "Times the earlier seq that held events back did not come within the "
+    "hold-back (lost on the layer, or slower): what waited was delivered, the "
+    "gap filled from the database.",
+)
+GAP_FILLS = Counter(
+    "bamchat_delivery_gap_fills",
+    "Reads of a BAM's history that brought sockets up to an event they were "
+    "behind (one read per gap, whatever the number of sockets).",
+)
 PUBLISH_FAILURES = Counter(
     "bamchat_channel_layer_publish_failures",
     "Messages this process could not hand to the channel layer, by sender "

@@ -3,7 +3,24 @@ seq order, from what arrives when possible, from the database when not."""
 
 import asyncio
 
+from prometheus_client import REGISTRY
+
 from realtime.delivery import HOLD_BACK_S, BamStream
+
+COUNTERS = ("held_events", "hold_timeouts", "gap_fills")
+
+
+def counted() -> dict[str, float]:
+    """This process's delivery counters (``bamchat_delivery_*_total``)."""
+    return {
+        name: REGISTRY.get_sample_value(f"bamchat_delivery_{name}_total") or 0.0
+        for name in COUNTERS
+    }
+
+
+def counted_since(before: dict[str, float]) -> dict[str, float]:
+    now = counted()
+    return {name: now[name] - before[name] for name in COUNTERS}
 
 
 class Relay:
@@ -50,6 +67,7 @@ async def test_an_event_that_overtook_an_earlier_one_waits_for_it():
     stream = BamStream(relay, 1)
     stream.watch("a", 0)
     stream.watch("b", 0)
+    before = counted()
     await stream.offer(*event(1))
     await stream.offer(*event(3))  # 2 is still on its way
     assert relay.sent == [(1, "a"), (1, "b")]
@@ -57,12 +75,18 @@ async def test_an_event_that_overtook_an_earlier_one_waits_for_it():
     assert [s for s, sid in relay.sent if sid == "a"] == [1, 2, 3]
     assert [s for s, sid in relay.sent if sid == "b"] == [1, 2, 3]
     assert relay.history_calls == 0  # no database read for a reordering
+    assert counted_since(before) == {
+        "held_events": 1,
+        "hold_timeouts": 0,
+        "gap_fills": 0,
+    }
 
 
 async def test_a_lost_event_is_read_from_the_database_after_the_hold_back():
     relay = Relay(stored={s: {"seq": s} for s in range(1, 5)})
     stream = BamStream(relay, 1)
     stream.watch("a", 0)
+    before = counted()
     await stream.offer(*event(1))
     await stream.offer(*event(3))
     await stream.offer(*event(4))
@@ -72,6 +96,11 @@ async def test_a_lost_event_is_read_from_the_database_after_the_hold_back():
     assert asyncio.get_running_loop().time() - started >= HOLD_BACK_S * 0.9
     assert [s for s, _ in relay.sent] == [1, 2, 3, 4]
     assert relay.history_calls == 1
+    assert counted_since(before) == {
+        "held_events": 2,
+        "hold_timeouts": 1,
+        "gap_fills": 1,
+    }
     await stream.offer(*event(2))  # arriving late: already delivered, sent again never
     assert [s for s, _ in relay.sent] == [1, 2, 3, 4]
 
