@@ -137,6 +137,9 @@ class Subscriber:
             except (OSError, TimeoutError, hiredis.ProtocolError) as exc:
                 if not attempt:
                     logger.error("Redis subscriber lost: %r; reconnecting", exc)
+            except Exception:
+                # Never leave the process deaf: whatever went wrong, reconnect.
+                logger.exception("Redis subscriber failed; reconnecting")
             finally:
                 self._writer = None
                 self.connected = False

@@ -4,6 +4,7 @@ import asyncio
 import os
 import signal
 
+import pytest
 from channels.layers import get_channel_layer
 
 from realtime.bus import BATCH_MAX, Bus
@@ -58,12 +59,9 @@ async def test_stop_sends_what_waits_in_the_lanes():
     assert seen == [0, 1, 2]
 
 
-async def test_a_backlog_after_a_redis_stall_leaves_in_a_few_layer_messages(
-    private_redis, settings
-):
-    """While Redis is frozen, a group's events queue behind its one publish under
-    way; once Redis answers they leave together, not one round trip each (which
-    kept delivery late for many seconds after a stall)."""
+@pytest.fixture
+async def redis_layer(private_redis, settings):
+    """The Redis layer of the settings, on a Redis of the test's own."""
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "realtime.layer.RedisPubSubLayer",
@@ -71,8 +69,20 @@ async def test_a_backlog_after_a_redis_stall_leaves_in_a_few_layer_messages(
         }
     }
     layer = get_channel_layer()
+    yield layer
+    await layer.flush()
+
+
+async def test_a_backlog_after_a_redis_stall_leaves_in_a_few_layer_messages(
+    private_redis, redis_layer
+):
+    """While Redis is frozen, a group's events queue behind its one publish under
+    way; once Redis answers they leave together, not one round trip each (which
+    kept delivery late for many seconds after a stall)."""
+    layer = redis_layer
     channel = await layer.new_channel()
     await layer.group_add("bam-1", channel)
+    await until_subscribed(private_redis.url, {layer.redis_channel("bam-1"): 1})
     bus = Bus()
     bus.start(lambda message: None)
     events = 300
@@ -105,19 +115,14 @@ async def test_a_backlog_after_a_redis_stall_leaves_in_a_few_layer_messages(
         f"{events} events took {len(received)} layer messages"
     )
     await bus.stop()
-    await layer.flush()
 
 
-async def test_every_groups_events_leave_together_and_in_order(private_redis, settings):
+async def test_every_groups_events_leave_together_and_in_order(
+    private_redis, redis_layer
+):
     """On a layer with ``group_send_many`` the bus sends what queued for every
     group in one call: each group's events arrive in order, batched."""
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "realtime.layer.RedisPubSubLayer",
-            "CONFIG": {"hosts": [private_redis.url]},
-        }
-    }
-    layer = get_channel_layer()
+    layer = redis_layer
     channel = await layer.new_channel()
     groups = [f"bam-{n}" for n in range(40)]
     for group in groups:
@@ -144,4 +149,3 @@ async def test_every_groups_events_leave_together_and_in_order(private_redis, se
         assert seen[group] == list(range(k, events, len(groups))), group
     assert messages < events / 2, f"{events} events took {messages} layer messages"
     await bus.stop()
-    await layer.flush()
