@@ -90,6 +90,12 @@ def main() -> int:
         "server's own set; a server skips the phases it cannot run)",
     )
     parser.add_argument(
+        "--closed-s",
+        type=float,
+        help="seconds of each closed-loop chat phase (default: 10, or 1 with "
+        "--quick); longer runs spread less on a shared machine",
+    )
+    parser.add_argument(
         "--pg-url",
         default=PG_URL,
         help="PostgreSQL admin connection on 127.0.0.1; the run makes and drops "
@@ -111,6 +117,10 @@ def main() -> int:
     if not order or any(s not in known for s in order) or len(set(order)) < len(order):
         parser.error(f"--servers: choose among {', '.join(known)}")
     prof = PROFILES["quick" if args.quick else "full"]
+    if args.closed_s is not None:
+        if args.closed_s <= 0:
+            parser.error("--closed-s: a number of seconds above 0")
+        prof = {**prof, "closed_s": args.closed_s}
     started = time.monotonic()
     if not (VENV_BIN / "python").exists():
         log(f"no project virtualenv at {VENV_BIN.parent}; see the README's setup")

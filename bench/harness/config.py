@@ -28,6 +28,7 @@ REDIS_URL = "redis://127.0.0.1:6379/10"
 # of their own (a backlog they leave must not reach the next phase).
 PROFILES = {
     "full": {
+        "mode": "full",
         "groups": 10,
         "room": 10,
         "senders": 3,
@@ -51,6 +52,7 @@ PROFILES = {
         "fresh": ("chat_open_5k", "overload"),
     },
     "quick": {  # keeps the harness honest in CI; its figures are only indicative
+        "mode": "quick",
         "groups": 1,
         "room": 5,
         "senders": 2,

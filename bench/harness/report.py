@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config import PROFILES, TIMES, servers
+from .config import TIMES, servers
 
 ONE_PROCESS_PG = "daphne-pg"  # what the cluster's throughput is compared with
 
@@ -260,7 +260,7 @@ def table(all_results: dict, order: list[str], prof: dict, info: dict) -> str:
         deflate.append({True: "yes", False: "no"}.get(d, "?"))
     line(deflate)
 
-    mode = "quick" if prof is PROFILES["quick"] else "full"
+    mode = prof["mode"]
     header = [
         f"### Benchmark ({mode} mode) — {info['date']}",
         "",
@@ -304,7 +304,7 @@ def targets(all_results: dict, order: list[str], prof: dict) -> list[str]:
     quick = "; quick mode: small sizes and rates, indicative only"
     out = [
         "Targets of issue 15 (ratios to the Node relay in this run"
-        + (quick if prof is PROFILES["quick"] else "")
+        + (quick if prof["mode"] == "quick" else "")
         + "):"
     ]
 
