@@ -62,17 +62,43 @@ async def test_send_reaches_one_channel_and_a_discarded_group_nothing_more(
     assert b.channels[cb].empty()
 
 
-async def test_the_subscriber_comes_back_after_a_redis_restart(two, private_redis):
+async def test_both_connections_come_back_after_a_redis_restart(two, private_redis):
+    """The subscriber reconnects and resubscribes on its own; the publisher's
+    kept connection, dropped by the restart, is replaced by the next send, which
+    is not lost."""
     a, b = two
+    await a.new_channel()  # a process's layer: it keeps its publishing connection
     cb = await b.new_channel()
     await b.group_add("g", cb)
     name = b.redis_channel("g")
     await until_subscribed(private_redis.url, {name: 1})
+    await a.group_send("g", {"type": "before"})
+    assert (await receive(b, cb))["type"] == "before"
     private_redis.stop()
     private_redis.start()
     await until_subscribed(private_redis.url, {name: 1})
     await a.group_send("g", {"type": "after"})
     assert (await receive(b, cb))["type"] == "after"
+
+
+async def test_a_wrong_password_is_an_error_not_a_hang(
+    private_redis_with_password, caplog
+):
+    url = private_redis_with_password.url.replace("layer-test-password", "wrong")
+    layer = RedisPubSubLayer(hosts=[url])
+    caplog.set_level(logging.ERROR, logger="realtime.redispubsub")
+    try:
+        with pytest.raises(ConnectionError, match="refused the login"):
+            await asyncio.wait_for(layer.group_send("g", {"type": "x"}), TIMEOUT_S)
+        await layer.new_channel()
+
+        async def logged():
+            return any("subscriber lost" in r.getMessage() for r in caplog.records)
+
+        await until(logged, "the subscriber's failed login logged")
+        assert not layer._state().subscriber.connected
+    finally:
+        await layer.flush()
 
 
 async def test_a_redis_that_asks_for_a_password(private_redis_with_password):

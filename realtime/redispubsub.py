@@ -1,0 +1,221 @@
+"""Redis pub/sub on the wire, for the channel layer (``realtime.layer``).
+
+Two kinds of connection, each to one Redis: a ``Publisher`` writes all the
+PUBLISH commands of a call at once and reads their replies (one round trip), and
+a ``Subscriber`` holds a connection in subscribe mode for the life of its loop.
+Commands are written in Redis's wire form (RESP); what comes back is read in
+chunks and parsed with hiredis's ``Reader``, the parser redis-py itself uses,
+so every reply or message that arrived together is handled in one loop turn.
+redis-py's pipeline and ``PubSub`` cost an await, a retry wrapper and their
+bookkeeping per command or message: in a chat run its pipeline was half of
+what publishing cost, and channels-redis's reader (``get_message`` with a 0.1 s
+timeout, per message) most of what receiving cost.
+"""
+
+import asyncio
+import logging
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
+
+# Back-off between attempts to reconnect the subscribing connection (seconds).
+RECONNECT_S = (0.2, 0.5, 1, 2, 3)
+CONNECT_TIMEOUT_S = 2.0
+READ_CHUNK = 1 << 16
+
+
+def command(*args: bytes | str) -> bytes:
+    """One Redis command in the protocol's wire form (RESP)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        raw = arg.encode() if isinstance(arg, str) else arg
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+class Endpoint:
+    """Where Redis is (a ``redis://`` or ``rediss://`` URL) and how to log in."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ImproperlyConfigured(f"Not a Redis URL: {url!r}")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 6379
+        self.tls = parts.scheme == "rediss"
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+    async def open(self) -> "Connection":
+        """A new connection, logged in when the URL has a password."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, ssl=self.tls or None),
+            CONNECT_TIMEOUT_S,
+        )
+        connection = Connection(reader, writer)
+        try:
+            if self.password is not None:
+                auth = [self.username] if self.username else []
+                connection.writer.write(command("AUTH", *auth, self.password))
+                reply = await connection.reply()
+                if isinstance(reply, hiredis.ReplyError):
+                    raise ConnectionError(f"Redis refused the login: {reply}")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+
+class Connection:
+    """A stream to Redis and the parser of what it sends back."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+        self.parser = hiredis.Reader()
+
+    async def fill(self) -> None:
+        """Read what has arrived (at least a byte) into the parser."""
+        data = await self.reader.read(READ_CHUNK)
+        if not data:
+            raise ConnectionError("Redis closed the connection")
+        self.parser.feed(data)
+
+    async def reply(self):
+        """The next reply (an error reply is returned, not raised)."""
+        while (reply := self.parser.gets()) is False:
+            await self.fill()
+        return reply
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Publisher:
+    """One connection that publishes: each call writes all its PUBLISH commands
+    at once and reads their replies, one round trip, one call at a time."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._connection: Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def publish(self, items: list[tuple[bytes, bytes]]) -> None:
+        async with self._lock:
+            for _ in range(2):
+                fresh = self._connection is None
+                if fresh:
+                    self._connection = await self.endpoint.open()
+                try:
+                    await self._send(self._connection, items)
+                    return
+                except (OSError, hiredis.ProtocolError):
+                    self.close()
+                    if fresh:
+                        raise
+                    # A kept connection that Redis dropped (a restart, an idle
+                    # timeout): once more on a new one, as redis-py retries.
+                except BaseException:
+                    # An error or a cancel: the replies left unread would
+                    # answer the next call, so start afresh next time.
+                    self.close()
+                    raise
+
+    @staticmethod
+    async def _send(connection: Connection, items) -> None:
+        connection.writer.write(
+            b"".join(command(b"PUBLISH", name, data) for name, data in items)
+        )
+        await connection.writer.drain()
+        for _ in items:
+            reply = await connection.reply()
+            if isinstance(reply, hiredis.ReplyError):
+                raise ValueError(f"Redis refused a publish: {reply}")
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class Subscriber:
+    """One connection in subscribe mode, for the life of the loop that made it.
+
+    ``wanted`` is the truth: every name in it has been subscribed on the current
+    connection, and a new connection subscribes to all of it first. Subscribing
+    never waits for Redis (a join must not wait out a Redis stall), as with
+    channels-redis, whose SUBSCRIBE did not wait for its answer either.
+    """
+
+    def __init__(self, endpoint: Endpoint, deliver) -> None:
+        self.endpoint = endpoint
+        self.deliver = deliver
+        self.wanted: set[bytes] = set()
+        self.connected = False
+        self._writer: asyncio.StreamWriter | None = None
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="realtime-layer-subscriber"
+        )
+
+    def subscribe(self, name: bytes) -> None:
+        if name not in self.wanted:
+            self.wanted.add(name)
+            self._write(command("SUBSCRIBE", name))
+
+    def unsubscribe(self, name: bytes) -> None:
+        if name in self.wanted:
+            self.wanted.discard(name)
+            self._write(command("UNSUBSCRIBE", name))
+
+    def _write(self, data: bytes) -> None:
+        # Not connected: the next connection subscribes to all that is wanted.
+        if self._writer is not None:
+            self._writer.write(data)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            connection = None
+            try:
+                connection = await self.endpoint.open()
+                if self.wanted:
+                    connection.writer.write(command("SUBSCRIBE", *self.wanted))
+                self._writer = connection.writer
+                self.connected = True
+                if attempt:
+                    logger.warning("Redis subscriber connected again")
+                attempt = 0
+                while True:
+                    await connection.fill()
+                    while (reply := connection.parser.gets()) is not False:
+                        self._handle(reply)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, hiredis.ProtocolError) as exc:
+                if not attempt:
+                    logger.error("Redis subscriber lost: %r; reconnecting", exc)
+            except Exception:
+                # Never leave the process deaf: whatever went wrong, reconnect.
+                logger.exception("Redis subscriber failed; reconnecting")
+            finally:
+                self._writer = None
+                self.connected = False
+                if connection is not None:
+                    connection.close()
+            await asyncio.sleep(RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)])
+            attempt += 1
+
+    def _handle(self, reply) -> None:
+        if isinstance(reply, list):
+            if reply[0] == b"message":
+                self.deliver(reply[1], reply[2])
+            return  # (un)subscribe confirmations
+        if isinstance(reply, hiredis.ReplyError):
+            raise ConnectionError(f"Redis refused the subscriber: {reply}")
