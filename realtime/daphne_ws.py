@@ -13,6 +13,9 @@ reconnects and catches up with ``sinceSeq``, in pages.
 daphne has no setting for this and builds its protocols from the public
 ``protocol`` attribute of its factory, the way every Twisted factory chooses its
 protocol class; ``install_output_budget`` sets that one attribute.
+
+``plain_autobahn_log_values`` takes the colours out of the values autobahn
+formats for its debug lines, which it does for every frame it sends.
 """
 
 import logging
@@ -89,3 +92,21 @@ def install_output_budget() -> None:
     if not getattr(factory.protocol, "budgeted", False):
         factory.protocol = budgeted_protocol(factory.protocol)
         factory.protocol.budgeted = True
+
+
+def plain_autobahn_log_values() -> None:
+    """Have autobahn format its debug lines' values without terminal colours.
+
+    autobahn's ``sendData`` builds the values of a debug line for every frame
+    it writes (``hltype(self.sendData)``, ``hlval(...)``), before the logger
+    finds that debug is off, and colours each with ``click.style`` when click
+    can be imported (uvicorn needs click, so it always can): about 3 µs a
+    frame, where the same text without colours costs about 1 µs; at one frame
+    per delivered message that is 2-3 % of a chat's CPU (README, "Chat CPU").
+    autobahn has no setting for it; whether it colours is its module flag
+    ``autobahn.util._HAS_CLICK``, set here, once. Debug lines, when enabled,
+    read the same without the colour codes.
+    """
+    from autobahn import util
+
+    util._HAS_CLICK = False
