@@ -95,13 +95,20 @@ const hardStop = setTimeout(() => {
 
 // ---- server process figures from /proc -------------------------------------------
 function serverCpuS() {
-  let sum = 0;
+  return serverCpuSplitS().total;
+}
+
+// Server CPU seconds so far: total, and the part spent in the kernel (stime).
+function serverCpuSplitS() {
+  let total = 0;
+  let kernel = 0;
   for (const pid of cfg.serverPids) {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    sum += (Number(f[11]) + Number(f[12])) / cfg.clkTck; // utime + stime
+    total += (Number(f[11]) + Number(f[12])) / cfg.clkTck; // utime + stime
+    kernel += Number(f[12]) / cfg.clkTck;
   }
-  return sum;
+  return { total, kernel };
 }
 
 function serverRssKb() {
@@ -567,7 +574,8 @@ async function runMessages() {
   await waitQuiet();
   const rssBeforeKb = serverRssKb();
   await mark("start");
-  const cpu0 = serverCpuS();
+  const split0 = serverCpuSplitS();
+  const cpu0 = split0.total;
   const self0 = selfCpuS();
   const t0 = now();
   state.recording = true;
@@ -662,7 +670,8 @@ async function runMessages() {
       setTimeout(resolve, cfg.grace * 1000);
     });
   }
-  const cpu1 = serverCpuS();
+  const split1 = serverCpuSplitS();
+  const cpu1 = split1.total;
   const self1 = selfCpuS();
   state.recording = false;
   await mark("end");
@@ -693,6 +702,7 @@ async function runMessages() {
     serverCpuS: serverCpu,
     serverCpuUsPerDelivery: state.delivered ? (serverCpu * 1e6) / state.delivered : null,
     serverCpuShare: elapsed > 0 ? serverCpu / elapsed : null,
+    serverKernelShare: serverCpu > 0 ? (split1.kernel - split0.kernel) / serverCpu : null,
     loadgenCpuShare: elapsed > 0 ? (self1 - self0) / elapsed : null,
     latencyMs: quantiles(state.lat),
     ackLatencyMs: quantiles(ackLat),

@@ -74,7 +74,8 @@ def main() -> int:
         "--profile",
         action="store_true",
         help="sample the Python servers with py-spy (pip install py-spy into .venv) "
-        "during storm and closed-loop phases; stacks and summaries go to "
+        "during idle, storm, closed-loop and open-loop chat phases; stacks and "
+        "summaries go to "
         "bench/results/profiles/ (figures of a profiled run are perturbed)",
     )
     known = servers()

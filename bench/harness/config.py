@@ -90,7 +90,15 @@ PHASES = (
     "chat_open_5k",
     "overload",
 )
-PROFILED = ("idle", "storm", "relay_closed", "chat_closed", "rest_closed")
+PROFILED = (
+    "idle",
+    "storm",
+    "relay_closed",
+    "chat_closed",
+    "rest_closed",
+    "chat_open_1k",
+    "chat_open_5k",
+)
 _BAMCHAT_DEFAULT = (
     "idle",
     "storm",

@@ -301,7 +301,12 @@ def summary(name: str, r: dict) -> str:
             + (f"back in {back:.1f}s" if back is not None else "not back")
         )
     return (
-        f"{r['deliveredPerS']:.0f}/s, {r['serverCpuUsPerDelivery'] or 0:.1f} µs/msg, "
-        f"p50 {lat.get('p50', 0):.1f} p99 {lat.get('p99', 0):.1f} ms, "
+        f"{r['deliveredPerS']:.0f}/s, {r['serverCpuUsPerDelivery'] or 0:.1f} µs/msg"
+        + (
+            f" ({r['serverKernelShare']:.0%} kernel), "
+            if r.get("serverKernelShare") is not None
+            else ", "
+        )
+        + f"p50 {lat.get('p50', 0):.1f} p99 {lat.get('p99', 0):.1f} ms, "
         f"lost {r['lost']}, failed {r['failed']}, loadgen {r['loadgenCpuShare']:.0%}"
     )
