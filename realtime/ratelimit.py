@@ -97,13 +97,13 @@ class RedisBuckets:
             args: list = [time.time()]
             for _, burst, rate in checks:
                 args += (burst, rate)
+            keys = [f"bamchat:rl:{key}" for key, _, _ in checks]
             try:
-                flat = await asyncio.wait_for(
-                    self._script(
-                        keys=[f"bamchat:rl:{key}" for key, _, _ in checks], args=args
-                    ),
-                    timeout=REDIS_TIMEOUT_S,
-                )
+                # A deadline on this task, not wait_for's task around the call:
+                # one call per batch of a busy chat, each saving a task and a
+                # loop turn.
+                async with asyncio.timeout(REDIS_TIMEOUT_S):
+                    flat = await self._script(keys=keys, args=args)
             except Exception as exc:
                 # Keep limiting per process while the shared store is away.
                 logger.debug("Rate-limit store unreachable (%s); limiting locally", exc)
