@@ -17,6 +17,7 @@ from messaging import event_serializers as messaging_events
 from messaging.serializers import MessageSerializer
 from realtime import event_serializers as events
 from realtime.event_serializers import CONNECT_ERROR_CODES, ERROR_CODES
+from realtime.models import Presence
 
 COMPONENTS = "#/components/schemas/"
 STRING_ID = {"type": "string", "description": "An id (a string of digits)."}
@@ -91,7 +92,7 @@ CLIENT_EVENTS = (
         "Set the user's presence status; presence-update goes out.",
         {
             "oneOf": [
-                {"type": "string", "enum": ["online", "away", "busy"]},
+                {"type": "string", "enum": list(Presence.Status.live())},
                 ref(events.StatusChoiceSerializer, request=True),
             ]
         },
