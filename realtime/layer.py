@@ -19,6 +19,11 @@ subscribes, spoken to directly (``realtime.redispubsub``: commands in Redis's
 wire form, replies parsed in chunks by hiredis). Messages are msgpack, as in
 channels-redis.
 
+Redis's pub/sub ignores the database number of the URL, so two deployments
+on one Redis server, each with its database (``/0``, ``/1``), would hear each
+other's groups. The channels of a layer on database N > 0 start with
+``asgi:dbN`` instead of ``asgi`` (database 0 keeps channels-redis's names).
+
 Like channels-redis's, publishing waits as long as Redis does (a frozen Redis
 holds what is under way; what queues behind it leaves in a few round trips once
 Redis answers), and the subscriber reconnects and resubscribes on its own.
@@ -68,7 +73,8 @@ class RedisPubSubLayer:
                 "The Redis layer takes one Redis URL: hosts=[url]"
             )
         self.endpoint = Endpoint(hosts[0])
-        self.prefix = prefix
+        db = self.endpoint.db
+        self.prefix = f"{prefix}:db{db}" if db else prefix
         # Layer channels of this process, each with its queue of raw messages,
         # and the layer channels in each group (by the group's Redis channel).
         self.channels: dict[str, asyncio.Queue] = {}

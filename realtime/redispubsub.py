@@ -14,7 +14,7 @@ timeout, per message) most of what receiving cost.
 
 import asyncio
 import logging
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 from django.core.exceptions import ImproperlyConfigured
@@ -48,6 +48,12 @@ class Endpoint:
         self.tls = parts.scheme == "rediss"
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
+        # The database number (``/N`` or ``?db=N``, as redis-py reads it). Pub/sub
+        # ignores it: every client of the server hears every channel.
+        db = parse_qs(parts.query).get("db", [parts.path.lstrip("/")])[0] or "0"
+        if not db.isdigit():
+            raise ImproperlyConfigured(f"Not a Redis database number: {db!r}")
+        self.db = int(db)
 
     async def open(self) -> "Connection":
         """A new connection, logged in when the URL has a password."""

@@ -150,3 +150,36 @@ async def test_a_loop_that_does_not_receive_sends_on_a_connection_of_its_own(
             return (await client.info("clients"))["connected_clients"] == before
 
         await until(back_to_before, f"{before} Redis connections again")
+
+
+async def test_deployments_on_two_databases_of_one_redis_do_not_hear_each_other(
+    private_redis,
+):
+    """Pub/sub ignores the database number; the layer's channel names do not."""
+    base = private_redis.url.rsplit("/", 1)[0]
+    zero, one, also_one = (
+        RedisPubSubLayer(hosts=[f"{base}/0"]),
+        RedisPubSubLayer(hosts=[f"{base}/1"]),
+        RedisPubSubLayer(hosts=[f"{base}?db=1"]),
+    )
+    try:
+        c0, c1 = await zero.new_channel(), await one.new_channel()
+        await zero.group_add("bam.1", c0)
+        await one.group_add("bam.1", c1)
+        assert zero.redis_channel("bam.1") == b"asgi__group__bam.1"
+        assert one.redis_channel("bam.1") == also_one.redis_channel("bam.1")
+        await until_subscribed(
+            private_redis.url,
+            {zero.redis_channel("bam.1"): 1, one.redis_channel("bam.1"): 1},
+        )
+        # Redis has handed a PUBLISH to every subscriber when it answers it, so
+        # a crossing "other" would reach the channel before "own".
+        await zero.group_send("bam.1", {"type": "other"})
+        await also_one.group_send("bam.1", {"type": "own"})
+        assert (await receive(one, c1))["type"] == "own"
+        assert one.channels[c1].empty()
+        assert (await receive(zero, c0))["type"] == "other"
+        assert zero.channels[c0].empty()
+    finally:
+        for layer in (zero, one, also_one):
+            await layer.flush()
