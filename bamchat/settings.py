@@ -116,7 +116,13 @@ if REDIS_URL:
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "realtime.layer.RedisPubSubLayer",
-                "CONFIG": {"hosts": [REDIS_URL]},
+                "CONFIG": {
+                    "hosts": [REDIS_URL],
+                    # How long Redis may leave the layer without an answer before
+                    # a publish fails and a silent subscribing connection is
+                    # replaced (realtime.redispubsub.ANSWER_TIMEOUT_S).
+                    "answer_timeout_s": env_float("REDIS_ANSWER_TIMEOUT_S", 10),
+                },
             }
         }
     elif CHANNEL_LAYER_BACKEND == "core":

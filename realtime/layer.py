@@ -24,9 +24,15 @@ on one Redis server, each with its database (``/0``, ``/1``), would hear each
 other's groups. The channels of a layer on database N > 0 start with
 ``asgi:dbN`` instead of ``asgi`` (database 0 keeps channels-redis's names).
 
-Like channels-redis's, publishing waits as long as Redis does (a frozen Redis
-holds what is under way; what queues behind it leaves in a few round trips once
-Redis answers), and the subscriber reconnects and resubscribes on its own.
+Publishing waits for Redis up to ``answer_timeout_s`` (10 s): a Redis that
+stalls for less holds what is under way, and what queues behind it leaves in a
+few round trips once Redis answers; past it, the send fails (the bus counts
+those events as not sent and says the layer is down; clients catch up from the
+database; a Redis that only stalled may still run them, late) and the next one
+starts on a new connection, so a Redis that vanished without a reset holds at
+most that much backlog. The subscriber reconnects and resubscribes on
+its own, also when its connection has stayed silent that long (it sends a PING
+when quiet, so a live Redis always answers something).
 """
 
 import asyncio
@@ -37,7 +43,7 @@ import weakref
 import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
-from realtime.redispubsub import Endpoint, Publisher, Subscriber
+from realtime.redispubsub import ANSWER_TIMEOUT_S, Endpoint, Publisher, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +73,17 @@ class RedisPubSubLayer:
 
     extensions = ["groups", "flush", "group_send_many"]
 
-    def __init__(self, hosts=None, prefix: str = "asgi") -> None:
+    def __init__(
+        self,
+        hosts=None,
+        prefix: str = "asgi",
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
+    ) -> None:
         if not isinstance(hosts, list | tuple) or len(hosts) != 1:
             raise ImproperlyConfigured(
                 "The Redis layer takes one Redis URL: hosts=[url]"
             )
-        self.endpoint = Endpoint(hosts[0])
+        self.endpoint = Endpoint(hosts[0], answer_timeout_s=answer_timeout_s)
         db = self.endpoint.db
         self.prefix = f"{prefix}:db{db}" if db else prefix
         # Layer channels of this process, each with its queue of raw messages,

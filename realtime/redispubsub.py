@@ -23,7 +23,15 @@ logger = logging.getLogger(__name__)
 
 # Back-off between attempts to reconnect the subscribing connection (seconds).
 RECONNECT_S = (0.2, 0.5, 1, 2, 3)
+# Connecting, and logging in, wait this long at most.
 CONNECT_TIMEOUT_S = 2.0
+# How long Redis may leave a connection without an answer before it counts as
+# dead (a host gone without a reset, a network partition, a failover): a publish
+# waits this long at most, and a subscribing connection that hears nothing,
+# not even the answer to the PING it sends when quiet, is replaced. Longer
+# than a stall Redis comes back from (a fork, a slow command, a few seconds
+# frozen), so those are waited out rather than turned into lost events.
+ANSWER_TIMEOUT_S = 10.0
 READ_CHUNK = 1 << 16
 
 
@@ -39,7 +47,8 @@ def command(*args: bytes | str) -> bytes:
 class Endpoint:
     """Where Redis is (a ``redis://`` or ``rediss://`` URL) and how to log in."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, answer_timeout_s: float = ANSWER_TIMEOUT_S):
+        self.answer_timeout_s = answer_timeout_s
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
             raise ImproperlyConfigured(f"Not a Redis URL: {url!r}")
@@ -57,21 +66,21 @@ class Endpoint:
 
     async def open(self) -> "Connection":
         """A new connection, logged in when the URL has a password."""
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, ssl=self.tls or None),
-            CONNECT_TIMEOUT_S,
-        )
-        connection = Connection(reader, writer)
-        try:
-            if self.password is not None:
-                auth = [self.username] if self.username else []
-                connection.writer.write(command("AUTH", *auth, self.password))
-                reply = await connection.reply()
-                if isinstance(reply, hiredis.ReplyError):
-                    raise ConnectionError(f"Redis refused the login: {reply}")
-        except BaseException:
-            connection.close()
-            raise
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            reader, writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.tls or None
+            )
+            connection = Connection(reader, writer)
+            try:
+                if self.password is not None:
+                    auth = [self.username] if self.username else []
+                    connection.writer.write(command("AUTH", *auth, self.password))
+                    reply = await connection.reply()
+                    if isinstance(reply, hiredis.ReplyError):
+                        raise ConnectionError(f"Redis refused the login: {reply}")
+            except BaseException:
+                connection.abort()
+                raise
         return connection
 
 
@@ -82,12 +91,13 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.parser = hiredis.Reader()
+        self.dropped: str | None = None  # why this side dropped it, if it did
 
     async def fill(self) -> None:
         """Read what has arrived (at least a byte) into the parser."""
         data = await self.reader.read(READ_CHUNK)
         if not data:
-            raise ConnectionError("Redis closed the connection")
+            raise ConnectionError(self.dropped or "Redis closed the connection")
         self.parser.feed(data)
 
     async def reply(self):
@@ -98,6 +108,14 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+    def abort(self, reason: str = "") -> None:
+        """Drop the connection at once, with whatever it has not written yet.
+        What Redis has already received may still be run when it answers again:
+        a publish that timed out can arrive late (a BAM's streams ignore a seq
+        they have sent)."""
+        self.dropped = reason or None
+        self.writer.transport.abort()
 
 
 class Publisher:
@@ -116,8 +134,15 @@ class Publisher:
                 if fresh:
                     self._connection = await self.endpoint.open()
                 try:
-                    await self._send(self._connection, items)
+                    async with asyncio.timeout(self.endpoint.answer_timeout_s):
+                        await self._send(self._connection, items)
                     return
+                except TimeoutError:
+                    # Silent past the limit: dropped without trying again, so a
+                    # dead Redis costs a send one wait, not two.
+                    self._connection.abort()
+                    self._connection = None
+                    raise
                 except (OSError, hiredis.ProtocolError):
                     self.close()
                     if fresh:
@@ -162,6 +187,7 @@ class Subscriber:
         self.wanted: set[bytes] = set()
         self.connected = False
         self._writer: asyncio.StreamWriter | None = None
+        self._heard = 0.0  # loop time of the last data from Redis
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="realtime-layer-subscriber"
         )
@@ -198,10 +224,7 @@ class Subscriber:
                 if attempt:
                     logger.warning("Redis subscriber connected again")
                 attempt = 0
-                while True:
-                    await connection.fill()
-                    while (reply := connection.parser.gets()) is not False:
-                        self._handle(reply)
+                await self._listen(connection)
             except asyncio.CancelledError:
                 raise
             except (OSError, TimeoutError, hiredis.ProtocolError) as exc:
@@ -218,10 +241,38 @@ class Subscriber:
             await asyncio.sleep(RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)])
             attempt += 1
 
+    async def _listen(self, connection: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        self._heard = loop.time()
+        watchdog = loop.create_task(self._watch(connection))
+        try:
+            while True:
+                await connection.fill()
+                self._heard = loop.time()
+                while (reply := connection.parser.gets()) is not False:
+                    self._handle(reply)
+        finally:
+            watchdog.cancel()
+
+    async def _watch(self, connection: Connection) -> None:
+        """PING a quiet connection; drop one that stays silent (see
+        ``ANSWER_TIMEOUT_S``), so that the reader reconnects."""
+        loop = asyncio.get_running_loop()
+        limit = self.endpoint.answer_timeout_s
+        every = limit / 4
+        while True:
+            await asyncio.sleep(every)
+            quiet = loop.time() - self._heard
+            if quiet >= limit:
+                connection.abort(f"Redis did not answer for {quiet:.1f} s")
+                return
+            if quiet >= every:
+                connection.writer.write(command("PING"))
+
     def _handle(self, reply) -> None:
         if isinstance(reply, list):
             if reply[0] == b"message":
                 self.deliver(reply[1], reply[2])
-            return  # (un)subscribe confirmations
+            return  # (un)subscribe confirmations, a PING's pong
         if isinstance(reply, hiredis.ReplyError):
             raise ConnectionError(f"Redis refused the subscriber: {reply}")

@@ -98,15 +98,29 @@ class PrivateRedis:
             self.process.wait(timeout=10)
 
 
+class _Link:
+    """One client connection through the proxy."""
+
+    frozen = False
+
+
 class FailoverProxy:
     """What a load balancer does for these tests: one address on loopback that
-    forwards each new TCP connection to the first backend that accepts it."""
+    forwards each new TCP connection to the first backend that accepts it.
+    ``freeze()`` makes the connections open at that moment carry nothing more,
+    either way, without closing them: a peer gone without a reset (a host that
+    vanished, a partition), as against a server that stops or stalls."""
 
     def __init__(self, backends: list[int]) -> None:
         self.backends = backends
         self.server: asyncio.base_events.Server | None = None
         self.port: int | None = None
         self._pipes: set[asyncio.Task] = set()
+        self._links: list[_Link] = []
+
+    def freeze(self) -> None:
+        for link in self._links:
+            link.frozen = True
 
     @property
     def url(self) -> str:
@@ -127,25 +141,33 @@ class FailoverProxy:
         else:
             writer.close()
             return
+        link = _Link()
+        link.streams = (reader, writer, up_reader, up_writer)  # none closed by GC
+        self._links.append(link)
         for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
+            task = asyncio.create_task(self._pipe(src, dst, link))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
     @staticmethod
-    async def _pipe(src, dst) -> None:
+    async def _pipe(src, dst, link: _Link) -> None:
         try:
             while data := await src.read(65536):
+                if link.frozen:
+                    continue  # swallowed: nothing arrives, nothing is refused
                 dst.write(data)
                 await dst.drain()
         except (OSError, asyncio.CancelledError):
             pass
         finally:
-            dst.close()
+            if not link.frozen:  # frozen, the other side learns nothing, ever
+                dst.close()
 
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
+        for link in self._links:
+            link.frozen = False  # the pipes now close both sides as they end
         for task in list(self._pipes):
             task.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)

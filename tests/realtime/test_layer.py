@@ -9,7 +9,7 @@ import redis.asyncio as aredis
 from asgiref.sync import async_to_sync
 
 from realtime.layer import RedisPubSubLayer
-from tests.services import TIMEOUT_S, until, until_subscribed
+from tests.services import TIMEOUT_S, FailoverProxy, until, until_subscribed
 
 pytestmark = pytest.mark.services
 
@@ -79,6 +79,75 @@ async def test_both_connections_come_back_after_a_redis_restart(two, private_red
     await until_subscribed(private_redis.url, {name: 1})
     await a.group_send("g", {"type": "after"})
     assert (await receive(b, cb))["type"] == "after"
+
+
+@pytest.fixture
+async def proxy(private_redis):
+    """The private Redis behind a proxy whose open connections can go silent."""
+    proxy = await FailoverProxy([private_redis.port]).start()
+    yield proxy
+    await proxy.close()
+
+
+# How long the layers of the two tests below wait for an answer (the setting's
+# default is 10 s): the test waits for them to give up, never for a fixed time.
+ANSWER_S = 0.5
+
+
+async def test_a_subscriber_whose_connection_went_silent_connects_again(
+    private_redis, proxy
+):
+    """A connection that stops carrying anything, without a reset, is noticed
+    (nothing comes back, not even the answer to a PING) and replaced; before,
+    the process listened on it for good and heard nothing more."""
+    url = f"redis://127.0.0.1:{proxy.port}/0"
+    listener = RedisPubSubLayer(hosts=[url], answer_timeout_s=ANSWER_S)
+    sender = RedisPubSubLayer(hosts=[private_redis.url])
+    try:
+        channel = await listener.new_channel()
+        await listener.group_add("g", channel)
+        name = listener.redis_channel("g")
+        await until_subscribed(private_redis.url, {name: 1})
+        proxy.freeze()
+        # Redis still counts the silent connection: a second subscriber on the
+        # channel is the new connection.
+        await until_subscribed(private_redis.url, {name: 2})
+        await sender.group_send("g", {"type": "heard"})
+        assert (await receive(listener, channel))["type"] == "heard"
+    finally:
+        await listener.flush()
+        await sender.flush()
+
+
+async def test_a_publish_on_a_silent_connection_fails_and_the_next_one_gets_through(
+    private_redis, proxy
+):
+    """A send waits ``answer_timeout_s`` at most for Redis (then the bus drops
+    it and says the layer is down), so a Redis gone without a reset cannot hold
+    a process's events for good; the next send uses a new connection."""
+    url = f"redis://127.0.0.1:{proxy.port}/0"
+    sender = RedisPubSubLayer(hosts=[url], answer_timeout_s=ANSWER_S)
+    listener = RedisPubSubLayer(hosts=[private_redis.url])
+    try:
+        await sender.new_channel()  # a server's layer: it keeps its connection
+        channel = await listener.new_channel()
+        await listener.group_add("g", channel)
+        await until_subscribed(private_redis.url, {listener.redis_channel("g"): 1})
+        await sender.group_send("g", {"type": "before"})
+        assert (await receive(listener, channel))["type"] == "before"
+        proxy.freeze()
+        stuck = asyncio.ensure_future(sender.group_send("g", {"type": "swallowed"}))
+        done, _ = await asyncio.wait({stuck}, timeout=TIMEOUT_S)
+        assert done, "a send on a silent connection still waits"
+        assert isinstance(stuck.exception(), TimeoutError)
+        await asyncio.wait_for(sender.group_send("g", {"type": "after"}), TIMEOUT_S)
+        assert (await receive(listener, channel))["type"] == "after"
+        assert listener.channels[channel].empty()
+    finally:
+        if not stuck.done():
+            stuck.cancel()
+        await sender.flush()
+        await listener.flush()
 
 
 async def test_a_wrong_password_is_an_error_not_a_hang(
