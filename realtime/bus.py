@@ -170,7 +170,7 @@ class Bus:
             else:
                 await get_channel_layer().group_send(group, message)
         except Exception as exc:
-            self._failed(exc)
+            self._failed(exc, events=len(message.get("items") or ()) or 1)
             return False
         self._recovered()
         return True
@@ -204,7 +204,7 @@ class Bus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._failed(exc)
+                self._failed(exc, events=len(waiting))
             else:
                 self._recovered()
             finally:
@@ -234,8 +234,8 @@ class Bus:
             if not lane and self._lanes.get(group) is lane:
                 del self._lanes[group]
 
-    def _failed(self, exc: BaseException) -> None:
-        BUS_PUBLISH_FAILURES.inc()
+    def _failed(self, exc: BaseException, *, events: int = 1) -> None:
+        BUS_PUBLISH_FAILURES.inc(events)
         layer_health.failed(exc)
 
     def _recovered(self) -> None:

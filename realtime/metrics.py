@@ -64,8 +64,9 @@ GAP_FILLS = Counter(
 )
 PUBLISH_FAILURES = Counter(
     "bamchat_channel_layer_publish_failures",
-    "Messages this process could not hand to the channel layer, by sender "
-    "(bus: our events; manager: python-socketio's own).",
+    "Events this process could not hand to the channel layer, by sender "
+    "(bus: our events, each counted even when several travelled together; "
+    "manager: python-socketio's own).",
     ["sender"],
 )
 BUS_PUBLISH_FAILURES = PUBLISH_FAILURES.labels("bus")

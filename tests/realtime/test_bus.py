@@ -149,3 +149,26 @@ async def test_every_groups_events_leave_together_and_in_order(
         assert seen[group] == list(range(k, events, len(groups))), group
     assert messages < events / 2, f"{events} events took {messages} layer messages"
     await bus.stop()
+
+
+async def test_every_event_a_failed_publish_carried_is_counted(
+    private_redis, redis_layer
+):
+    """One publish carries everything queued; when it fails, the failure counter
+    grows by the events it carried, not by one."""
+    from prometheus_client import REGISTRY
+
+    def failures() -> float:
+        return REGISTRY.get_sample_value(
+            "bamchat_channel_layer_publish_failures_total", {"sender": "bus"}
+        )
+
+    private_redis.stop()
+    bus = Bus()
+    bus.start(lambda message: None)
+    before = failures()
+    for n in range(50):  # queued in one loop turn: they leave in one call
+        bus.send(f"bam-{n % 5}", {"type": "realtime.test", "n": n})
+    await asyncio.wait_for(bus._queue.join(), 5)
+    assert failures() - before == 50
+    await bus.stop()
