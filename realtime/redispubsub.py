@@ -19,12 +19,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import hiredis
 from django.core.exceptions import ImproperlyConfigured
 
+# Connecting, and logging in, wait as long at most as the other Redis clients'
+# connects (a busy loop in a storm must not time out a healthy connect).
+from realtime.redisclient import CONNECT_TIMEOUT_S
+
 logger = logging.getLogger(__name__)
 
 # Back-off between attempts to reconnect the subscribing connection (seconds).
 RECONNECT_S = (0.2, 0.5, 1, 2, 3)
-# Connecting, and logging in, wait this long at most.
-CONNECT_TIMEOUT_S = 2.0
 # How long Redis may leave a connection without an answer before it counts as
 # dead (a host gone without a reset, a network partition, a failover): a publish
 # waits this long at most, and a subscribing connection that hears nothing,
