@@ -7,7 +7,12 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         from realtime import signals  # noqa: F401 - connects the model receivers
-        from realtime.daphne_ws import install_output_budget, plain_autobahn_log_values
+        from realtime.daphne_ws import (
+            install_output_budget,
+            install_prompt_writes,
+            plain_autobahn_log_values,
+        )
 
         install_output_budget()
+        install_prompt_writes()
         plain_autobahn_log_values()

@@ -14,6 +14,9 @@ daphne has no setting for this and builds its protocols from the public
 ``protocol`` attribute of its factory, the way every Twisted factory chooses its
 protocol class; ``install_output_budget`` sets that one attribute.
 
+``install_prompt_writes`` has the server's TCP connections send a write at
+once when nothing of theirs waits to be sent (below).
+
 ``plain_autobahn_log_values`` takes the colours out of the values autobahn
 formats for its debug lines, which it does for every frame it sends.
 """
@@ -21,6 +24,7 @@ formats for its debug lines, which it does for every frame it sends.
 import logging
 
 from django.conf import settings
+from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -92,6 +96,69 @@ def install_output_budget() -> None:
     if not getattr(factory.protocol, "budgeted", False):
         factory.protocol = budgeted_protocol(factory.protocol)
         factory.protocol.budgeted = True
+
+
+class PromptWriteServer(tcp.Server):
+    """A server-side TCP connection that sends a write at once when it can.
+
+    Twisted's connections buffer every write for the reactor's next turn: the
+    connection joins the reactor's writers (an ``epoll_ctl``), the loop wakes
+    for it, sends, and leaves the writers (another ``epoll_ctl``). A WebSocket
+    frame per delivered message paid that for nearly every frame, and more
+    often the fewer frames each turn gathered, so a process paid more of it per
+    message the less load it carried (README, "Thousands of sockets at once").
+    This connection sends a write on the spot when nothing of its own is waiting,
+    as asyncio's transports do; what the socket does not take, and everything
+    after it until it is sent, waits in Twisted's buffer as before, in order.
+    Writes over TLS, and any write once the connection is closing, take
+    Twisted's own path.
+    """
+
+    _writing = False  # the reactor holds bytes of ours to send
+    _closing = False  # aborted or half-closed: Twisted's checks apply
+
+    def startWriting(self) -> None:
+        self._writing = True
+        super().startWriting()
+
+    def stopWriting(self) -> None:
+        self._writing = False
+        super().stopWriting()
+
+    def abortConnection(self) -> None:
+        self._closing = True
+        super().abortConnection()
+
+    def loseWriteConnection(self) -> None:
+        self._closing = True
+        super().loseWriteConnection()
+
+    def write(self, data: bytes) -> None:
+        if (
+            data
+            and not self._writing
+            and not self._closing
+            and self.connected
+            and not self.disconnecting
+            and not self.TLS
+        ):
+            sent = self.writeSomeData(data)
+            if isinstance(sent, int):  # else the connection is lost: the
+                if sent == len(data):  # reactor's write finds and reports it
+                    return
+                data = data[sent:]
+        super().write(data)
+
+
+def install_prompt_writes() -> None:
+    """Have daphne's TCP port accept every connection as a ``PromptWriteServer``.
+
+    Twisted has no setting for writing at once; a port makes its connections
+    with the class in its ``transport`` attribute, which Twisted documents as
+    the way to choose a subclass of ``Server``.
+    """
+    if not issubclass(tcp.Port.transport, PromptWriteServer):
+        tcp.Port.transport = PromptWriteServer
 
 
 def plain_autobahn_log_values() -> None:
