@@ -61,8 +61,11 @@ from harness.config import (
 from harness.layout import bamchat_env, copy_database, prepare_bamchat, relay_layout
 from harness.phases import measure, phases_for
 from harness.report import table
+from harness.rounds import cpu_ratios, median_round
 from harness.services import Services
 from harness.system import ensure_npm, machine, raise_fd_limit
+
+SQLITE_TEMPLATE = "template.sqlite3"  # in the run's temporary folder
 
 
 def main() -> int:
@@ -97,6 +100,14 @@ def main() -> int:
         "--quick); longer runs spread less on a shared machine",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every server's phases this many times, the servers taking "
+        "turns; the table shows each figure's median round, and issue 19's CPU "
+        "ratios are given round by round with their median (default: 1)",
+    )
+    parser.add_argument(
         "--pg-url",
         default=PG_URL,
         help="PostgreSQL admin connection on 127.0.0.1; the run makes and drops "
@@ -122,6 +133,8 @@ def main() -> int:
         if args.closed_s <= 0:
             parser.error("--closed-s: a number of seconds above 0")
         prof = {**prof, "closed_s": args.closed_s}
+    if args.rounds < 1:
+        parser.error("--rounds: a whole number above 0")
     started = time.monotonic()
     if not (VENV_BIN / "python").exists():
         log(f"no project virtualenv at {VENV_BIN.parent}; see the README's setup")
@@ -162,55 +175,37 @@ def main() -> int:
         if not (VENV_BIN / "py-spy").exists():
             log("--profile: py-spy is not in .venv (.venv/bin/pip install py-spy)")
             return 2
-    all_results: dict = {}
+    rounds: list[dict] = []
     broken = False
     secret = secrets.token_urlsafe(50)
-    sqlite_template = tmp / "template.sqlite3"
+    sqlite_template = tmp / SQLITE_TEMPLATE
     try:
         layouts = prepare_templates(
             order, plans, services, sqlite_template, secret, prof, logs
         )
-        for key in order:
-            server = known[key]
-            log(f"measuring {server.label}: {', '.join(plans[key])}")
-            if server.kind == "bamchat":
-                layout = layouts.get(server.backend)
-                if isinstance(layout, str):
-                    all_results[key] = {"error": f"BAM Chat setup failed: {layout}"}
-                    continue
-                if server.backend == "pg":
-
-                    def make_env(group: str, key=key) -> dict[str, str]:
-                        services.flush_redis()
-                        url = services.fresh_database(f"{key}_{group}")
-                        return bamchat_env(
-                            secret, database_url=url, redis_url=services.redis_url
-                        )
-                else:
-
-                    def make_env(group: str, key=key) -> dict[str, str]:
-                        db = tmp / f"{key}-{group}.sqlite3"
-                        copy_database(sqlite_template, db)
-                        return bamchat_env(secret, sqlite_path=str(db))
-            else:
-                layout = relay_layout(prof)
-
-                def make_env(group: str) -> dict[str, str]:
-                    return {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-            check = services.redis_intact if server.backend == "pg" else None
-            all_results[key] = measure(
-                server, make_env, layout, prof, tmp, logs, profiles, plans[key], check
+        for n in range(args.rounds):
+            if args.rounds > 1:
+                log(f"round {n + 1} of {args.rounds}")
+            rounds.append(
+                measure_all(
+                    order, plans, layouts, services, secret, tmp, prof, logs, profiles
+                )
             )
+            if profiles:
+                profiles = None  # the first round's profiles are kept
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         services.cleanup()
+    all_results = median_round(rounds) if rounds else {}
     for res in all_results.values():
         if "error" in res or any(
             isinstance(v, dict) and "error" in v for v in res.values()
         ):
             broken = True
     markdown = table(all_results, order, prof, info)
+    ratios = cpu_ratios(rounds, quick=args.quick)
+    if ratios:
+        markdown += "\n\n" + "\n".join(ratios)
     elapsed = time.monotonic() - started
     if skipped:
         markdown += "\n\n" + "\n".join(skipped)
@@ -224,6 +219,7 @@ def main() -> int:
                 "phases": plans,
                 "skipped": skipped,
                 "results": all_results,
+                "rounds": rounds,
             },
             indent=1,
         )
@@ -233,6 +229,58 @@ def main() -> int:
     if broken:
         log("some figures could not be measured (see 'error' above)")
     return 1 if broken else 0
+
+
+def measure_all(
+    order: list[str],
+    plans: dict[str, list[str]],
+    layouts: dict[str, object],
+    services: Services,
+    secret: str,
+    tmp: Path,
+    prof: dict,
+    logs: Path,
+    profiles: Path | None = None,
+) -> dict:
+    """One round: every server's phases, in order; server key -> results.
+    SQLite servers start from the template ``prepare_templates`` made in
+    ``tmp``."""
+    sqlite_template = tmp / SQLITE_TEMPLATE
+    known = servers()
+    all_results: dict = {}
+    for key in order:
+        server = known[key]
+        log(f"measuring {server.label}: {', '.join(plans[key])}")
+        if server.kind == "bamchat":
+            layout = layouts.get(server.backend)
+            if isinstance(layout, str):
+                all_results[key] = {"error": f"BAM Chat setup failed: {layout}"}
+                continue
+            if server.backend == "pg":
+
+                def make_env(group: str, key=key) -> dict[str, str]:
+                    services.flush_redis()
+                    url = services.fresh_database(f"{key}_{group}")
+                    return bamchat_env(
+                        secret, database_url=url, redis_url=services.redis_url
+                    )
+            else:
+
+                def make_env(group: str, key=key) -> dict[str, str]:
+                    db = tmp / f"{key}-{group}.sqlite3"
+                    copy_database(sqlite_template, db)
+                    return bamchat_env(secret, sqlite_path=str(db))
+        else:
+            layout = relay_layout(prof)
+
+            def make_env(group: str) -> dict[str, str]:
+                return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+        check = services.redis_intact if server.backend == "pg" else None
+        all_results[key] = measure(
+            server, make_env, layout, prof, tmp, logs, profiles, plans[key], check
+        )
+    return all_results
 
 
 def prepare_templates(

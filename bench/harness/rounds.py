@@ -1,0 +1,107 @@
+"""Several rounds of one run: each figure's median round, and issue 19's CPU ratios.
+
+A shared machine moves a phase's figures by more than the changes worth
+measuring. ``--rounds N`` measures every server's phases N times, the servers
+taking turns, so that slow and fast stretches of the machine fall on all of
+them; the table shows, for each server and phase, the round with the median
+figure, and ``cpu_ratios`` gives issue 19's ratios of server CPU per delivered
+message round by round (each from servers measured minutes apart) with their
+median.
+"""
+
+from __future__ import annotations
+
+from statistics import median
+
+from .config import TIMES
+
+# The figure a phase's rounds are ranked by; phases not named keep the last round.
+MAIN_FIGURE = {
+    "idle": "kbPerConnection",
+    "storm": "seconds",
+    "chat_closed": "serverCpuUsPerDelivery",
+    "relay_closed": "serverCpuUsPerDelivery",
+    "rest_closed": "serverCpuUsPerDelivery",
+    "chat_open_1k": "serverCpuUsPerDelivery",
+    "chat_open_5k": "serverCpuUsPerDelivery",
+    "relay_open": "serverCpuUsPerDelivery",
+    "rest_open": "serverCpuUsPerDelivery",
+}
+
+# Issue 19's targets: (label, phase, numerator server, denominator server, limit).
+CPU_RATIOS = [
+    ("SQLite ÷ python-socketio relay", "chat_closed", "daphne", "py-relay", 1.5),
+    ("PG+Redis ÷ SQLite", "chat_closed", "daphne-pg", "daphne", 1.3),
+    ("2 processes ÷ 1 (PG+Redis)", "chat_closed", "cluster", "daphne-pg", 1.2),
+    ("typing relay, 2 processes ÷ 1", "relay_closed", "cluster", "daphne-pg", None),
+]
+
+
+def _figure(results: dict, key: str, phase: str) -> float | None:
+    r = results.get(key, {}).get(phase)
+    if not isinstance(r, dict) or "error" in r:
+        return None
+    value = r.get(MAIN_FIGURE.get(phase, ""))
+    return value if isinstance(value, int | float) else None
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """Per server and phase, the result of the round with the median figure
+    (the lower middle one of an even count); errors win, so none is hidden."""
+    merged: dict = {}
+    for key in rounds[-1]:
+        merged[key] = dict(rounds[-1][key])
+        for phase in merged[key]:
+            if phase not in MAIN_FIGURE:
+                continue
+            runs = [r.get(key, {}).get(phase) for r in rounds]
+            if any(isinstance(x, dict) and "error" in x for x in runs):
+                merged[key][phase] = next(
+                    x for x in runs if isinstance(x, dict) and "error" in x
+                )
+                continue
+            ranked = sorted(
+                (v, i)
+                for i, r in enumerate(rounds)
+                if (v := _figure(r, key, phase)) is not None
+            )
+            if ranked:
+                merged[key][phase] = rounds[ranked[(len(ranked) - 1) // 2][1]][key][
+                    phase
+                ]
+    return merged
+
+
+def cpu_ratios(rounds: list[dict], quick: bool = False) -> list[str]:
+    """Issue 19's ratios of server CPU per delivered message, per round and
+    their median, for the pairs of servers that ran; markdown lines."""
+    rows = []
+    for label, phase, top, bottom, limit in CPU_RATIOS:
+        ratios = []
+        for r in rounds:
+            a, b = _figure(r, top, phase), _figure(r, bottom, phase)
+            ratios.append(a / b if a is not None and b else None)
+        if not any(x is not None for x in ratios):
+            continue
+        got = [x for x in ratios if x is not None]
+        mid = median(got)
+        verdict = ""
+        if limit is not None:
+            met = sum(x <= limit for x in got)
+            verdict = (
+                f" — target ≤ {limit}{TIMES}: "
+                f"{'met' if mid <= limit else 'missed'} by the median, "
+                f"{met} of {len(got)} rounds within it"
+            )
+        cells = ", ".join(f"{x:.2f}{TIMES}" if x is not None else "n/a" for x in ratios)
+        rows.append(f"- {label} ({phase}): {cells}; median {mid:.2f}{TIMES}{verdict}")
+    if not rows:
+        return []
+    plural = "s" if len(rounds) > 1 else ""
+    return [
+        "Server CPU per delivered message, ratios of issue 19 "
+        f"({len(rounds)} round{plural}, servers taking turns"
+        + ("; quick mode: indicative only" if quick else "")
+        + "):",
+        *rows,
+    ]
