@@ -16,6 +16,7 @@ from realtime import bus, metrics
 from realtime.auth import identities_for
 from realtime.batching import Batcher
 from realtime.delivery import Relay
+from realtime.engine import EngineServer
 from realtime.heartbeat import HandshakeJson, heartbeat_ms
 from realtime.manager import ChannelLayerManager
 from realtime.namespace import BamNamespace, error_ack, now_iso
@@ -82,6 +83,11 @@ class BamSocketServer(socketio.AsyncServer):
         )
         self._background: set[asyncio.Task] = set()
         self.register_namespace(BamNamespace("/"))
+
+    def _engineio_server_class(self):
+        """The engine whose sockets queue their packets in ``PacketQueue``
+        (``realtime.engine`` says why this is the one way to choose it)."""
+        return EngineServer
 
     def background(self, coro) -> asyncio.Task:
         """Run a coroutine as a task this server keeps a reference to until it ends."""
