@@ -98,8 +98,21 @@ def serve() -> None:
     )
 
 
+def suite_passes() -> list[tuple[str, list[str]]]:
+    """The whole suite in two passes. The multi-process suites (marker
+    ``services``: several servers, thousands of sockets, faults on a schedule)
+    load the machine on their own, so they run alone; everything else runs first,
+    one test file per core (pytest-xdist), up to four at a time."""
+    workers = min(4, os.cpu_count() or 1)
+    spread = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    return [
+        ("everything but the multi-process suites", [*spread, "-m", "not services"]),
+        ("the multi-process suites, alone", ["-m", "services"]),
+    ]
+
+
 def test(args: list[str]) -> None:
-    """Run the whole test suite (extra arguments go to pytest)."""
+    """Run the whole test suite; with arguments, pytest once with them instead."""
     ensure_venv("dev")
     ensure_js_client()
     ensure_chromium()
@@ -107,8 +120,15 @@ def test(args: list[str]) -> None:
     # A throwaway signing key for this run only; live servers inherit it.
     env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     env.setdefault("PYTHONUNBUFFERED", "1")
-    result = subprocess.run([str(PYTHON), "-m", "pytest", *args], env=env, cwd=ROOT)
-    sys.exit(result.returncode)
+    passes = [("pytest " + " ".join(args), args)] if args else suite_passes()
+    failed = 0
+    for number, (what, pass_args) in enumerate(passes, 1):
+        if len(passes) > 1:
+            print(f"== tests {number}/{len(passes)}: {what}", flush=True)
+        cmd = [str(PYTHON), "-m", "pytest", *pass_args]
+        result = subprocess.run(cmd, env=env, cwd=ROOT)
+        failed = failed or result.returncode
+    sys.exit(failed)
 
 
 def main() -> None:
