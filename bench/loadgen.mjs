@@ -98,17 +98,28 @@ function serverCpuS() {
   return serverCpuSplitS().total;
 }
 
-// Server CPU seconds so far: total, and the part spent in the kernel (stime).
+// utime + stime and stime of a /proc stat line, in seconds.
+function statCpuS(path) {
+  const stat = fs.readFileSync(path, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const kernel = Number(f[12]) / cfg.clkTck;
+  return { total: Number(f[11]) / cfg.clkTck + kernel, kernel };
+}
+
+// Server CPU seconds so far: total, the part spent in the kernel (stime), and
+// the part of each process's main thread (the one that runs the event loop; the
+// rest is its threads: database work, the thread pool).
 function serverCpuSplitS() {
   let total = 0;
   let kernel = 0;
+  let loop = 0;
   for (const pid of cfg.serverPids) {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    total += (Number(f[11]) + Number(f[12])) / cfg.clkTck; // utime + stime
-    kernel += Number(f[12]) / cfg.clkTck;
+    const all = statCpuS(`/proc/${pid}/stat`);
+    total += all.total;
+    kernel += all.kernel;
+    loop += statCpuS(`/proc/${pid}/task/${pid}/stat`).total;
   }
-  return { total, kernel };
+  return { total, kernel, loop };
 }
 
 function serverRssKb() {
@@ -703,6 +714,7 @@ async function runMessages() {
     serverCpuUsPerDelivery: state.delivered ? (serverCpu * 1e6) / state.delivered : null,
     serverCpuShare: elapsed > 0 ? serverCpu / elapsed : null,
     serverKernelShare: serverCpu > 0 ? (split1.kernel - split0.kernel) / serverCpu : null,
+    serverLoopShare: serverCpu > 0 ? (split1.loop - split0.loop) / serverCpu : null,
     loadgenCpuShare: elapsed > 0 ? (self1 - self0) / elapsed : null,
     latencyMs: quantiles(state.lat),
     ackLatencyMs: quantiles(ackLat),

@@ -303,7 +303,8 @@ def summary(name: str, r: dict) -> str:
     return (
         f"{r['deliveredPerS']:.0f}/s, {r['serverCpuUsPerDelivery'] or 0:.1f} µs/msg"
         + (
-            f" ({r['serverKernelShare']:.0%} kernel), "
+            f" ({r['serverKernelShare']:.0%} kernel, "
+            f"{r.get('serverLoopShare') or 0:.0%} event loop), "
             if r.get("serverKernelShare") is not None
             else ", "
         )
