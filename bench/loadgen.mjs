@@ -714,7 +714,9 @@ async function runMessages() {
     serverCpuUsPerDelivery: state.delivered ? (serverCpu * 1e6) / state.delivered : null,
     serverCpuShare: elapsed > 0 ? serverCpu / elapsed : null,
     serverKernelShare: serverCpu > 0 ? (split1.kernel - split0.kernel) / serverCpu : null,
-    serverLoopShare: serverCpu > 0 ? (split1.loop - split0.loop) / serverCpu : null,
+    // The thread and its process are read a moment apart, in 10 ms ticks: in a
+    // window of a few ticks the thread may show one more than the process.
+    serverLoopShare: serverCpu > 0 ? Math.min(1, (split1.loop - split0.loop) / serverCpu) : null,
     loadgenCpuShare: elapsed > 0 ? (self1 - self0) / elapsed : null,
     latencyMs: quantiles(state.lat),
     ackLatencyMs: quantiles(ackLat),
