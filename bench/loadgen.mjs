@@ -122,6 +122,15 @@ function serverCpuSplitS() {
   return { total, kernel, loop };
 }
 
+// The whole machine's CPU ticks so far (all cores): busy (all but idle and
+// iowait) and total, from /proc/stat; how busy the machine was in a phase tells
+// whether the servers had cores to themselves or waited for them.
+function machineTicks() {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, x) => a + x, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
 function serverRssKb() {
   let sum = 0;
   for (const pid of cfg.serverPids) {
@@ -586,6 +595,7 @@ async function runMessages() {
   const rssBeforeKb = serverRssKb();
   await mark("start");
   const split0 = serverCpuSplitS();
+  const machine0 = machineTicks();
   const cpu0 = split0.total;
   const self0 = selfCpuS();
   const t0 = now();
@@ -682,6 +692,7 @@ async function runMessages() {
     });
   }
   const split1 = serverCpuSplitS();
+  const machine1 = machineTicks();
   const cpu1 = split1.total;
   const self1 = selfCpuS();
   state.recording = false;
@@ -718,6 +729,10 @@ async function runMessages() {
     // window of a few ticks the thread may show one more than the process.
     serverLoopShare: serverCpu > 0 ? Math.min(1, (split1.loop - split0.loop) / serverCpu) : null,
     loadgenCpuShare: elapsed > 0 ? (self1 - self0) / elapsed : null,
+    machineBusyShare:
+      machine1.total > machine0.total
+        ? (machine1.busy - machine0.busy) / (machine1.total - machine0.total)
+        : null,
     latencyMs: quantiles(state.lat),
     ackLatencyMs: quantiles(ackLat),
     drops: { ...drops },

@@ -310,4 +310,9 @@ def summary(name: str, r: dict) -> str:
         )
         + f"p50 {lat.get('p50', 0):.1f} p99 {lat.get('p99', 0):.1f} ms, "
         f"lost {r['lost']}, failed {r['failed']}, loadgen {r['loadgenCpuShare']:.0%}"
+        + (
+            f", machine {r['machineBusyShare']:.0%} busy"
+            if r.get("machineBusyShare") is not None
+            else ""
+        )
     )
