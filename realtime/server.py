@@ -20,6 +20,7 @@ from realtime.engine import EngineServer
 from realtime.heartbeat import HandshakeJson, heartbeat_ms
 from realtime.manager import ChannelLayerManager
 from realtime.namespace import BamNamespace, error_ack, now_iso
+from realtime.packet import JsonPacket
 from realtime.presence import PresenceKeeper
 from realtime.process import ProcessLife
 from realtime.ratelimit import RateLimiter
@@ -46,6 +47,7 @@ class BamSocketServer(socketio.AsyncServer):
         super().__init__(
             async_mode="asgi",
             client_manager=ChannelLayerManager(),
+            serializer=JsonPacket,
             cors_allowed_origins=settings.CORS_ALLOWED_ORIGINS or None,
             max_http_buffer_size=realtime["MAX_PAYLOAD_BYTES"],
             # Each event is a task, so a socket's reader never waits for a
