@@ -60,6 +60,7 @@ from harness.config import (
 )
 from harness.layout import bamchat_env, copy_database, prepare_bamchat, relay_layout
 from harness.phases import measure, phases_for
+from harness.processes import Profiling
 from harness.report import table
 from harness.rounds import cpu_ratios, median_round
 from harness.services import Services
@@ -75,11 +76,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="seconds per phase")
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="sample the Python servers with py-spy (pip install py-spy into .venv) "
-        "during idle, storm, closed-loop and open-loop chat phases; stacks and "
-        "summaries go to "
-        "bench/results/profiles/ (figures of a profiled run are perturbed)",
+        nargs="?",
+        const="stacks",
+        choices=("stacks", "cpu"),
+        help="profile the Python servers during the idle, storm, closed-loop and "
+        "open-loop phases, into bench/results/profiles/ (figures of a profiled run "
+        "are perturbed): 'stacks' (the default) samples them with py-spy, 'cpu' "
+        "counts each function's CPU time and calls with yappi inside them and "
+        "compares the cluster with one process (pip install py-spy or yappi into "
+        ".venv)",
     )
     known = servers()
     parser.add_argument(
@@ -170,11 +175,13 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bamchat-bench-"))
     profiles = None
     if args.profile:
-        profiles = RESULTS / "profiles"
-        profiles.mkdir(exist_ok=True)
-        if not (VENV_BIN / "py-spy").exists():
-            log("--profile: py-spy is not in .venv (.venv/bin/pip install py-spy)")
+        profiles = Profiling(RESULTS / "profiles", args.profile)
+        if problem := profiles.missing():
+            log(problem)
             return 2
+        profiles.folder.mkdir(exist_ok=True)
+        for old in profiles.folder.iterdir():  # this run's profiles only
+            old.unlink()
     rounds: list[dict] = []
     broken = False
     secret = secrets.token_urlsafe(50)
@@ -192,6 +199,7 @@ def main() -> int:
                 )
             )
             if profiles:
+                profiles.compare()
                 profiles = None  # the first round's profiles are kept
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -240,7 +248,7 @@ def measure_all(
     tmp: Path,
     prof: dict,
     logs: Path,
-    profiles: Path | None = None,
+    profiles: Profiling | None = None,
 ) -> dict:
     """One round: every server's phases, in order; server key -> results.
     SQLite servers start from the template ``prepare_templates`` made in

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import BENCH, PHASES, PROFILED, HarnessError, Server, log
 from .layout import Layout
-from .processes import Profiler, Running, deflate_negotiated
+from .processes import Profiling, Running, deflate_negotiated
 
 
 def work_clients(layout: Layout) -> list[dict]:
@@ -193,7 +193,7 @@ def measure(
     prof,
     tmp: Path,
     logs: Path,
-    profiles: Path | None,
+    profiling: Profiling | None,
     only: list[str],
     check=None,
 ) -> dict:
@@ -209,6 +209,8 @@ def measure(
         running: list[Running] = []
         try:
             env = make_env(group)
+            if profiling:
+                env = profiling.env(env)
             for i in range(server.processes):
                 suffix = f"-{i + 1}" if server.processes > 1 else ""
                 log_path = logs / f"{server.key}-{group}{suffix}.log"
@@ -237,11 +239,11 @@ def measure(
                 }
                 t0 = time.monotonic()
                 spies = []
-                if profiles and server.key != "node" and name in PROFILED:
+                if profiling and server.key != "node" and name in PROFILED:
                     for i, pid in enumerate(pids):
                         suffix = f"-p{i + 1}" if len(pids) > 1 else ""
-                        out = profiles / f"{server.key}-{name}{suffix}.txt"
-                        spies.append(Profiler(pid, out))
+                        out = profiling.folder / f"{server.key}-{name}{suffix}.txt"
+                        spies.append(profiling.attach(pid, out))
 
                 def on_mark(what: str, spies=spies) -> None:
                     for spy in spies:

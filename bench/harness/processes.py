@@ -1,4 +1,4 @@
-"""Server processes, and py-spy attached to them."""
+"""Server processes, and the profilers attached to them (py-spy, or yappi inside)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from .config import HOST, ROOT, VENV_BIN, HarnessError, Server
+from .config import BENCH, HOST, ROOT, VENV_BIN, HarnessError, Server
 from .system import free_port
 
 
@@ -143,3 +144,99 @@ class Profiler:
 
             summary = self.out.with_suffix(".summary.txt")
             summary.write_text(summarize(self.out) + "\n")
+
+
+@dataclass(frozen=True)
+class Profiling:
+    """``--profile``: where the profiles go, and which profiler makes them."""
+
+    folder: Path
+    kind: str  # "stacks" (py-spy, outside) or "cpu" (yappi, inside)
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        return cpu_profile_env(env, self.folder) if self.kind == "cpu" else env
+
+    def attach(self, pid: int, out: Path):
+        return (CpuProfiler if self.kind == "cpu" else Profiler)(pid, out)
+
+    def missing(self) -> str | None:
+        """Why this profiler cannot run, if it cannot."""
+        if self.kind == "stacks":
+            found = (VENV_BIN / "py-spy").exists()
+        else:
+            check = [str(VENV_BIN / "python"), "-c", "import yappi"]
+            found = subprocess.run(check, capture_output=True).returncode == 0
+        tool = "py-spy" if self.kind == "stacks" else "yappi"
+        if found:
+            return None
+        return (
+            f"--profile {self.kind}: {tool} is not in .venv "
+            f"(.venv/bin/pip install {tool})"
+        )
+
+    def compare(self) -> None:
+        """CPU profiles: each phase of the cluster against one process (PG+Redis),
+        into ``cluster-vs-daphne-pg-<phase>.txt``."""
+        if self.kind != "cpu":
+            return
+        from profile_compare import compare
+
+        for base in sorted(self.folder.glob("daphne-pg-*.pstat")):
+            phase = base.stem.removeprefix("daphne-pg-")
+            parts = sorted(self.folder.glob(f"cluster-{phase}-p*.pstat"))
+            if parts:
+                out = self.folder / f"cluster-vs-daphne-pg-{phase}.txt"
+                out.write_text(compare(base, parts) + "\n")
+
+
+def cpu_profile_env(env: dict[str, str], out: Path) -> dict[str, str]:
+    """``env`` for a server that ``CpuProfiler`` can profile: the hook of
+    ``bench/profiling`` first on its path, writing into ``out``."""
+    path = [str(BENCH / "profiling"), env.get("PYTHONPATH", "")]
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(p for p in path if p),
+        "BENCH_CPU_PROFILE_DIR": str(out),
+    }
+
+
+class CpuProfiler:
+    """yappi inside a server (``--profile cpu``, see ``bench/profiling``): each
+    function's CPU time and calls during a phase's measured window."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.pid = pid
+        self.first = self.out = out.with_suffix(".pstat")
+        self.running = False
+
+    def __call__(self, what: str) -> None:
+        what, _, label = what.partition(" ")
+        if what == "start" and not self.running:
+            stem = f"{self.first.stem}-{label}" if label else self.first.stem
+            self.out = self.first.with_name(stem + ".pstat")
+            os.kill(self.pid, signal.SIGUSR1)
+            self.running = True
+        elif what == "end":
+            self.stop()
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        written = self.out.parent / f"{self.pid}.pstat"
+        try:
+            os.kill(self.pid, signal.SIGUSR2)
+        except ProcessLookupError:
+            return  # the server exited: the phase says so
+        deadline = time.monotonic() + 30
+        while not written.exists():  # the process writes it between two events
+            if time.monotonic() > deadline:
+                raise HarnessError(f"no CPU profile from pid {self.pid} in 30 s")
+            time.sleep(0.05)
+        written.rename(self.out)
+        listing = written.with_name(f"{self.pid}.threads.json")
+        if listing.exists():
+            listing.rename(self.out.with_name(self.out.stem + ".threads.json"))
+        from profile_compare import summarize
+
+        self.out.with_suffix(".summary.txt").write_text(summarize(self.out) + "\n")
