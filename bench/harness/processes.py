@@ -162,17 +162,15 @@ class Profiling:
     def missing(self) -> str | None:
         """Why this profiler cannot run, if it cannot."""
         if self.kind == "stacks":
-            found = (VENV_BIN / "py-spy").exists()
+            tool, found = "py-spy", (VENV_BIN / "py-spy").exists()
         else:
+            tool = "yappi"
             check = [str(VENV_BIN / "python"), "-c", "import yappi"]
             found = subprocess.run(check, capture_output=True).returncode == 0
-        tool = "py-spy" if self.kind == "stacks" else "yappi"
         if found:
             return None
-        return (
-            f"--profile {self.kind}: {tool} is not in .venv "
-            f"(.venv/bin/pip install {tool})"
-        )
+        install = f".venv/bin/pip install {tool}"
+        return f"--profile {self.kind}: {tool} is not in .venv ({install})"
 
     def compare(self) -> None:
         """CPU profiles: each phase of the cluster against one process (PG+Redis),
