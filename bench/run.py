@@ -16,6 +16,10 @@ generator (``bench/loadgen.mjs``, official ``socket.io-client@4`` under Node):
 4. ``py-relay``: a bare python-socketio relay (``bench/servers/py_relay.py``)
 5. ``node``: a Node ``socket.io@4`` relay (``bench/servers/node_relay.mjs``)
 
+and, when named with ``--servers``, variants: among them ``py-relay-redis`` and
+``py-relay-cluster``, the bare relay through python-socketio's own Redis
+manager as one process and as two (what the library pays for a second process).
+
 BAM Chat's accounts and BAMs are made once per run and per database kind
 through the REST API (a template database); every server start gets a fresh
 copy of it, and rate limits are lifted so the figures measure the server
@@ -53,11 +57,13 @@ from harness.config import (
     PROFILES,
     REDIS_URL,
     RESULTS,
+    TIMES,
     VENV_BIN,
     HarnessError,
     log,
     servers,
 )
+from harness.corun import penalty as corun_penalty
 from harness.layout import bamchat_env, copy_database, prepare_bamchat, relay_layout
 from harness.phases import measure, phases_for
 from harness.processes import Profiling
@@ -151,16 +157,16 @@ def main() -> int:
     if not services.loopback():
         parser.error("--pg-url and --redis-url must be on 127.0.0.1")
     skipped: list[str] = []
-    wanted_pg = [k for k in order if known[k].backend == "pg"]
-    if wanted_pg:
+    needs_services = [k for k in order if known[k].backend in ("pg", "redis")]
+    if needs_services:
         reason = services.unreachable()
         if reason and os.environ.get("CI") == "true":
-            log(f"{', '.join(wanted_pg)}: {reason} (CI=true: this is an error)")
+            log(f"{', '.join(needs_services)}: {reason} (CI=true: this is an error)")
             return 2
         if reason:
-            skipped.append(f"Skipped {', '.join(wanted_pg)}: {reason}.")
+            skipped.append(f"Skipped {', '.join(needs_services)}: {reason}.")
             log(skipped[-1])
-            order = [k for k in order if k not in wanted_pg]
+            order = [k for k in order if k not in needs_services]
     plans = {k: phases_for(known[k], only) for k in order}
     fds = raise_fd_limit()
     if fds < max(prof["idle_n"], prof["storm_n"]) * 2 + 100:
@@ -183,6 +189,7 @@ def main() -> int:
         for old in profiles.folder.iterdir():  # this run's profiles only
             old.unlink()
     rounds: list[dict] = []
+    corun: list[float | None] = []  # the machine's charge for two busy CPUs, by round
     broken = False
     secret = secrets.token_urlsafe(50)
     sqlite_template = tmp / SQLITE_TEMPLATE
@@ -193,6 +200,12 @@ def main() -> int:
         for n in range(args.rounds):
             if args.rounds > 1:
                 log(f"round {n + 1} of {args.rounds}")
+            if any(known[k].processes > 1 for k in order):
+                corun.append(corun_penalty(str(VENV_BIN / "python")))
+                log(
+                    "the same Python work on two busy CPUs: "
+                    f"{corun[-1] or 0:.2f}{TIMES} its CPU alone"
+                )
             rounds.append(
                 measure_all(
                     order, plans, layouts, services, secret, tmp, prof, logs, profiles
@@ -211,7 +224,7 @@ def main() -> int:
         ):
             broken = True
     markdown = table(all_results, order, prof, info)
-    ratios = cpu_ratios(rounds, quick=args.quick)
+    ratios = cpu_ratios(rounds, quick=args.quick, corun=corun)
     if ratios:
         markdown += "\n\n" + "\n".join(ratios)
     elapsed = time.monotonic() - started
@@ -228,6 +241,7 @@ def main() -> int:
                 "skipped": skipped,
                 "results": all_results,
                 "rounds": rounds,
+                "corun": corun,
             },
             indent=1,
         )
@@ -281,10 +295,14 @@ def measure_all(
         else:
             layout = relay_layout(prof)
 
-            def make_env(group: str) -> dict[str, str]:
-                return {**os.environ, "PYTHONUNBUFFERED": "1"}
+            def make_env(group: str, server=server) -> dict[str, str]:
+                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+                if server.backend == "redis":
+                    services.flush_redis()
+                    env["PY_RELAY_REDIS_URL"] = services.redis_url
+                return env
 
-        check = services.redis_intact if server.backend == "pg" else None
+        check = services.redis_intact if server.backend in ("pg", "redis") else None
         all_results[key] = measure(
             server, make_env, layout, prof, tmp, logs, profiles, plans[key], check
         )

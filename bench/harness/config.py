@@ -116,8 +116,11 @@ class Server:
     label: str
     kind: str  # "bamchat" or "relay"
     argv: list[str]  # "{port}" is replaced
-    backend: str = ""  # BAM Chat: "sqlite" (embedded default) or "pg" (PG + Redis)
+    # BAM Chat: "sqlite" (embedded default) or "pg" (PG + Redis); a relay:
+    # "redis" (python-socketio's Redis manager) or "" (one process, no queue)
+    backend: str = ""
     processes: int = 1
+    one_process: str = ""  # several processes: the server that is one of them
     phases: tuple[str, ...] = _BAMCHAT_DEFAULT  # run when --phases is not given
 
     def can_run(self, phase: str) -> bool:
@@ -149,6 +152,7 @@ def servers() -> dict[str, Server]:
             daphne(),
             "pg",
             processes=2,
+            one_process="daphne-pg",
             phases=("chat_closed", "chat_open_1k", "chat_open_5k"),
         ),
         # Opt-in variants (not in the default run): daphne's default accept
@@ -207,6 +211,27 @@ def servers() -> dict[str, Server]:
                 "bench.servers.py_relay:application",
             ],
             phases=("idle", "storm", "relay_closed", "chat_closed"),
+        ),
+        # The same relay through python-socketio's own Redis message queue, as
+        # one process and as two: what the library itself pays for a second
+        # process, beside the cluster's ratio to one process.
+        "py-relay-redis": Server(
+            "py-relay-redis",
+            "python-socketio relay (daphne, Redis manager)",
+            "relay",
+            [*daphne()[:-1], "bench.servers.py_relay:application"],
+            backend="redis",
+            phases=("chat_closed", "chat_open_1k", "chat_open_5k"),
+        ),
+        "py-relay-cluster": Server(
+            "py-relay-cluster",
+            "python-socketio relay (2 daphne, Redis manager)",
+            "relay",
+            [*daphne()[:-1], "bench.servers.py_relay:application"],
+            backend="redis",
+            processes=2,
+            one_process="py-relay-redis",
+            phases=("chat_closed", "chat_open_1k", "chat_open_5k"),
         ),
         "py-relay-uvicorn": Server(
             "py-relay-uvicorn",

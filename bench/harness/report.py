@@ -5,8 +5,6 @@ from __future__ import annotations
 from .cells import fmt, keeps_up, rate_label, rows, rss_growth
 from .config import TIMES, servers
 
-ONE_PROCESS_PG = "daphne-pg"  # what the cluster's throughput is compared with
-
 
 def result(all_results: dict, key: str, name: str) -> dict | None:
     r = all_results.get(key, {}).get(name)
@@ -19,11 +17,12 @@ def ok(all_results: dict, key: str, name: str) -> dict | None:
 
 
 def cluster_ratio(all_results: dict, key: str) -> float | None:
-    """Chat msg/s of a several-process server over one process on PG+Redis."""
-    if servers()[key].processes < 2:
+    """Chat msg/s of a several-process server over one of its processes alone."""
+    server = servers()[key]
+    if server.processes < 2:
         return None
     many = ok(all_results, key, "chat_closed")
-    one = ok(all_results, ONE_PROCESS_PG, "chat_closed")
+    one = ok(all_results, server.one_process, "chat_closed")
     if not many or not one or not one["deliveredPerS"]:
         return None
     return many["deliveredPerS"] / one["deliveredPerS"]
@@ -70,7 +69,7 @@ def table(all_results: dict, order: list[str], prof: dict, info: dict) -> str:
         if name == "chat_closed" and label.startswith("chat: delivered"):
             ratios_row = [k for k in order if cluster_ratio(all_results, k) is not None]
             if ratios_row or any(labels[k].processes > 1 for k in order):
-                cells = ["cluster ÷ one process (PG+Redis): chat msg/s"]
+                cells = ["several processes ÷ one: chat msg/s"]
                 for key in order:
                     x = cluster_ratio(all_results, key)
                     cells.append(f"{x:.2f}{TIMES}" if x is not None else "—")
@@ -223,7 +222,7 @@ def targets(all_results: dict, order: list[str], prof: dict) -> list[str]:
         elif server.processes > 1:
             checks.append(
                 f"chat msg/s ≥ 1.5{x} one process (PG+Redis): n/a (needs "
-                f"chat_closed of {key} and {ONE_PROCESS_PG})"
+                f"chat_closed of {key} and {server.one_process})"
             )
         measured = [c for c in checks if c]
         out.append(f"- {server.label}" + ("" if measured else ": nothing measured"))

@@ -28,6 +28,11 @@ MAIN_FIGURE = {
     "rest_open": "serverCpuUsPerDelivery",
 }
 
+# An open loop delivering less than this share of its offered rate fell behind.
+BEHIND_SHARE = 0.9
+
+_RELAYS = ("py-relay-cluster", "py-relay-redis")
+
 # Issue 19's targets: (label, phase, numerator server, denominator server, limit).
 CPU_RATIOS = [
     ("SQLite ÷ python-socketio relay", "chat_closed", "daphne", "py-relay", 1.5),
@@ -40,6 +45,10 @@ CPU_RATIOS = [
     ("2 processes ÷ 1, equal load", "chat_open_1k", "cluster", "daphne-pg", 1.2),
     ("2 processes ÷ 1, equal load", "chat_open_5k", "cluster", "daphne-pg", 1.2),
     ("typing relay, 2 processes ÷ 1", "relay_closed", "cluster", "daphne-pg", None),
+    # The reference: python-socketio alone, through its own Redis manager.
+    ("python-socketio relay, 2 processes ÷ 1", "chat_closed", *_RELAYS, None),
+    ("python-socketio relay, 2 ÷ 1, equal load", "chat_open_1k", *_RELAYS, None),
+    ("python-socketio relay, 2 ÷ 1, equal load", "chat_open_5k", *_RELAYS, None),
 ]
 
 
@@ -51,6 +60,15 @@ def _figure(
         return None
     value = r.get(field or MAIN_FIGURE.get(phase, ""))
     return value if isinstance(value, int | float) else None
+
+
+def _behind(results: dict, key: str, phase: str) -> bool:
+    """Whether a server fell behind an open loop's offered rate in this round
+    (its deliveries took longer than the sending): that round's CPU is not at
+    the load the other server carried, so its ratio is left out."""
+    rate = _figure(results, key, phase, "targetRate")
+    done = _figure(results, key, phase, "deliveredPerS")
+    return rate is not None and done is not None and done < BEHIND_SHARE * rate
 
 
 def _busy(rounds: list[dict], key: str, phase: str) -> str:
@@ -90,18 +108,26 @@ def median_round(rounds: list[dict]) -> dict:
     return merged
 
 
-def cpu_ratios(rounds: list[dict], quick: bool = False) -> list[str]:
+def cpu_ratios(
+    rounds: list[dict], quick: bool = False, corun: list | None = None
+) -> list[str]:
     """Issue 19's ratios of server CPU per delivered message, per round and
-    their median, for the pairs of servers that ran; markdown lines."""
+    their median, for the pairs of servers that ran, and the machine's own
+    charge for two busy CPUs (``corun``, by round); markdown lines."""
     rows = []
     for label, phase, top, bottom, limit in CPU_RATIOS:
-        ratios = []
+        ratios: list[float | str | None] = []
         for r in rounds:
             a, b = _figure(r, top, phase), _figure(r, bottom, phase)
-            ratios.append(a / b if a is not None and b else None)
-        if not any(x is not None for x in ratios):
+            if a is None or not b:
+                ratios.append(None)
+            elif _behind(r, top, phase) or _behind(r, bottom, phase):
+                ratios.append("behind")
+            else:
+                ratios.append(a / b)
+        got = [x for x in ratios if isinstance(x, float)]
+        if not got:
             continue
-        got = [x for x in ratios if x is not None]
         mid = median(got)
         verdict = ""
         if limit is not None:
@@ -111,7 +137,9 @@ def cpu_ratios(rounds: list[dict], quick: bool = False) -> list[str]:
                 f"{'met' if mid <= limit else 'missed'} by the median, "
                 f"{met} of {len(got)} rounds within it"
             )
-        cells = ", ".join(f"{x:.2f}{TIMES}" if x is not None else "n/a" for x in ratios)
+        cells = ", ".join(
+            f"{x:.2f}{TIMES}" if isinstance(x, float) else x or "n/a" for x in ratios
+        )
         busy = (
             f"machine {_busy(rounds, top, phase)} / {_busy(rounds, bottom, phase)} busy"
         )
@@ -120,6 +148,14 @@ def cpu_ratios(rounds: list[dict], quick: bool = False) -> list[str]:
         )
     if not rows:
         return []
+    got = [x for x in corun or () if x is not None]
+    if got:
+        cells = ", ".join(f"{x:.2f}{TIMES}" for x in got)
+        rows.append(
+            f"- the machine: the same Python work run on both CPUs at once took "
+            f"{cells} the CPU time it took alone; median {median(got):.2f}{TIMES} "
+            "(part of any 2 ÷ 1 ratio here, paid before any work of a second process)"
+        )
     plural = "s" if len(rounds) > 1 else ""
     return [
         "Server CPU per delivered message, ratios of issue 19 "

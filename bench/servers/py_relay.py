@@ -10,11 +10,17 @@ checked); ``join-bam`` / ``leave-bam`` with ack; ``typing-start`` /
 ``send-message`` -> ``new-message`` to the room (sender included) and an ack
 carrying the message. python-socketio runs with its defaults (a task per event,
 no message queue). ``GET /health`` answers 200.
+
+With ``PY_RELAY_REDIS_URL`` set, the relay uses python-socketio's own Redis
+message queue (``AsyncRedisManager``): every emit goes through Redis and each
+process sends it to its own sockets, the library's way of running several
+processes behind one address. The bench runs it as one process and as two.
 """
 
 import argparse
 import itertools
 import json
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -38,10 +44,12 @@ def _invalid(what: str) -> dict:
     return {"ok": False, "error": {"code": "invalid", "message": what}}
 
 
-def build(async_mode: str) -> socketio.AsyncServer:
-    """A python-socketio server (library defaults) with the relay's handlers."""
+def build(async_mode: str, redis_url: str = "") -> socketio.AsyncServer:
+    """A python-socketio server (library defaults) with the relay's handlers;
+    with ``redis_url``, emits go through python-socketio's Redis manager."""
     sio = socketio.AsyncServer(
         async_mode=async_mode,
+        client_manager=socketio.AsyncRedisManager(redis_url) if redis_url else None,
         max_http_buffer_size=64 * 1024,
         logger=False,
         engineio_logger=False,
@@ -179,7 +187,9 @@ async def health_app(scope, receive, send):
 # The relay as an ASGI application, for servers that import one (daphne:
 # ``daphne bench.servers.py_relay:application``, from the project folder).
 application = socketio.ASGIApp(
-    build("asgi"), other_asgi_app=health_app, socketio_path="socket.io"
+    build("asgi", os.environ.get("PY_RELAY_REDIS_URL", "")),
+    other_asgi_app=health_app,
+    socketio_path="socket.io",
 )
 
 
