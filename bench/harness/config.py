@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent
@@ -136,24 +136,49 @@ def daphne(backlog: bool = True) -> list[str]:
     return [str(VENV_BIN / "daphne"), *endpoint, ASGI_APP]
 
 
+RELAY_UNDER_DAPHNE = [*daphne()[:-1], "bench.servers.py_relay:application"]
+_SCALING = ("chat_closed", "chat_open_1k", "chat_open_5k")
+
+
+def two_of(one: Server, key: str, label: str) -> Server:
+    """Two processes of server ``one`` (clients alternating between them),
+    compared with it; the phases that measure what a second process costs."""
+    return replace(
+        one, key=key, label=label, processes=2, one_process=one.key, phases=_SCALING
+    )
+
+
 def servers() -> dict[str, Server]:
     py = str(VENV_BIN / "python")
+    known = _servers(py)
+    # Two processes of BAM Chat on PG+Redis; and (opt-in) the bare relay through
+    # python-socketio's own Redis message queue, as one process and as two: what
+    # the library itself pays for a second process, beside the cluster's ratio.
+    known["cluster"] = two_of(
+        known["daphne-pg"], "cluster", "BAM Chat (2 daphne, PG+Redis)"
+    )
+    known["py-relay-redis"] = replace(
+        known["py-relay"],
+        key="py-relay-redis",
+        label="python-socketio relay (daphne, Redis manager)",
+        backend="redis",
+        phases=_SCALING,
+    )
+    known["py-relay-cluster"] = two_of(
+        known["py-relay-redis"],
+        "py-relay-cluster",
+        "python-socketio relay (2 daphne, Redis manager)",
+    )
+    return known
+
+
+def _servers(py: str) -> dict[str, Server]:
     return {
         "daphne": Server(
             "daphne", "BAM Chat (daphne, SQLite)", "bamchat", daphne(), "sqlite"
         ),
         "daphne-pg": Server(
             "daphne-pg", "BAM Chat (daphne, PG+Redis)", "bamchat", daphne(), "pg"
-        ),
-        "cluster": Server(
-            "cluster",
-            "BAM Chat (2 daphne, PG+Redis)",
-            "bamchat",
-            daphne(),
-            "pg",
-            processes=2,
-            one_process="daphne-pg",
-            phases=("chat_closed", "chat_open_1k", "chat_open_5k"),
         ),
         # Opt-in variants (not in the default run): daphne's default accept
         # queue of 50; uvicorn; and server settings that matter for the figures.
@@ -206,32 +231,8 @@ def servers() -> dict[str, Server]:
             "py-relay",
             "python-socketio relay (daphne)",
             "relay",
-            [
-                *daphne()[:-1],
-                "bench.servers.py_relay:application",
-            ],
+            RELAY_UNDER_DAPHNE,
             phases=("idle", "storm", "relay_closed", "chat_closed"),
-        ),
-        # The same relay through python-socketio's own Redis message queue, as
-        # one process and as two: what the library itself pays for a second
-        # process, beside the cluster's ratio to one process.
-        "py-relay-redis": Server(
-            "py-relay-redis",
-            "python-socketio relay (daphne, Redis manager)",
-            "relay",
-            [*daphne()[:-1], "bench.servers.py_relay:application"],
-            backend="redis",
-            phases=("chat_closed", "chat_open_1k", "chat_open_5k"),
-        ),
-        "py-relay-cluster": Server(
-            "py-relay-cluster",
-            "python-socketio relay (2 daphne, Redis manager)",
-            "relay",
-            [*daphne()[:-1], "bench.servers.py_relay:application"],
-            backend="redis",
-            processes=2,
-            one_process="py-relay-redis",
-            phases=("chat_closed", "chat_open_1k", "chat_open_5k"),
         ),
         "py-relay-uvicorn": Server(
             "py-relay-uvicorn",
