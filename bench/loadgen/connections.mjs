@@ -5,6 +5,11 @@ import { cfg, log, now, patienceAt, sleep } from "./config.mjs";
 import { mark, quantiles, selfCpuS, serverCpuS, serverRssKb, tcpListenDrops, waitQuiet } from "./measure.mjs";
 
 // ---- idle and storm --------------------------------------------------------------------
+// What both phases report of their connection attempts.
+function attempts(clients, conn) {
+  return { clients: clients.length, failed: conn.failed, retries: conn.retries, errors: conn.errors };
+}
+
 export async function runIdle() {
   const clients = cfg.clients;
   // Warm the server's connection path once, so one-time costs are not per-client.
@@ -44,10 +49,7 @@ export async function runIdle() {
   await closeAll(conn.sockets);
   const n = clients.length - conn.failed;
   return {
-    clients: clients.length,
-    failed: conn.failed,
-    retries: conn.retries,
-    errors: conn.errors,
+    ...attempts(clients, conn),
     connectSeconds,
     connectCpuUsPerClient: clients.length > conn.failed ? (connectCpuS * 1e6) / (clients.length - conn.failed) : null,
     holdSeconds: holdS,
@@ -82,11 +84,8 @@ export async function runStorm() {
   await closeAll(conn.sockets);
   const n = clients.length - conn.failed;
   return {
-    clients: clients.length,
+    ...attempts(clients, conn),
     concurrency: cfg.connectConcurrency,
-    failed: conn.failed,
-    retries: conn.retries,
-    errors: conn.errors,
     seconds,
     perClientMs: quantiles(conn.times),
     serverCpuS: cpu1 - cpu0,
